@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP) ## Create .venv and install everything (pinned by requirements.lock)
 
 demo: $(STAMP) ## Run the whole loop on local defaults (./$(DEMO_DIR): data, mlflow.db)
-	PORT=$(PORT) DEMO_DIR=$(DEMO_DIR) $(BIN)/python -m ticket_urgency.demo
+	PORT=$(PORT) DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
 
 test: $(STAMP) ## Run the whole test suite
 	NML_DISABLE_USAGE_LOGGING=1 $(BIN)/python -m pytest -q
