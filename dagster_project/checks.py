@@ -1,0 +1,156 @@
+"""Asset checks: the data contract, the frozen reference, unique ids, label mix, model quality.
+
+Blocking checks stop the assets downstream of a failing asset within the same run, so
+drift and training never run on broken data and a model that fails its checks is never
+promoted.
+"""
+
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    DagsterInstance,
+    MetadataValue,
+    asset_check,
+)
+
+from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
+from dagster_project.resources import TicketStorage
+from ticket_urgency.datasets import COMBINED_KEY, NEW_KEY, REFERENCE_KEY, sha256
+from ticket_urgency.pipeline import (
+    DatasetSummary,
+    archived_reference_count,
+    label_mix_problems,
+    summarize_dataset,
+)
+
+
+def _meta_value(metadata: dict[str, Any], name: str) -> Any:
+    value = metadata.get(name)
+    return getattr(value, "value", value)
+
+
+def materialization_metadata(
+    instance: DagsterInstance, key: AssetKey, *, first: bool, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Return the metadata of the asset's materializations, oldest first when ``first``."""
+    result = instance.fetch_materializations(key, limit=limit, ascending=first)
+    out = []
+    for record in result.records:
+        mat = record.asset_materialization
+        if mat is not None:
+            out.append({k: _meta_value(dict(mat.metadata), k) for k in mat.metadata})
+    return out
+
+
+def reference_baseline(instance: DagsterInstance, archived: int) -> dict[str, Any] | None:
+    """The first materialization of the current reference epoch.
+
+    A deliberate ``upload --replace-reference`` archives the old reference, which starts a
+    new epoch; anything else that changes the file is tampering.
+    """
+    for meta in materialization_metadata(instance, reference_tickets.key, first=True):
+        if int(meta.get("archived_references") or 0) == archived and meta.get("sha256"):
+            return meta
+    return None
+
+
+def _contract_result(summary: DatasetSummary) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=summary.contract_error is None,
+        severity=AssetCheckSeverity.ERROR,
+        description=summary.contract_error or f"{summary.rows} rows meet the data contract",
+        metadata={"uri": MetadataValue.path(summary.uri), "rows": summary.rows},
+    )
+
+
+def _mix_result(summary: DatasetSummary) -> AssetCheckResult:
+    errors, warnings = label_mix_problems(summary.label_mix)
+    problems = errors or warnings
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR if errors else AssetCheckSeverity.WARN,
+        description="; ".join(problems) or f"{len(summary.label_mix)} labels, none extreme",
+        metadata={"label_mix": MetadataValue.json(summary.label_mix)},
+    )
+
+
+@asset_check(asset=reference_tickets, blocking=True)
+def reference_contract(storage: TicketStorage) -> AssetCheckResult:
+    """The reference meets the data contract and every row is labelled."""
+    return _contract_result(summarize_dataset(storage.open(), REFERENCE_KEY, labels="required"))
+
+
+@asset_check(asset=reference_tickets, blocking=True)
+def reference_unchanged(
+    context: AssetCheckExecutionContext, storage: TicketStorage
+) -> AssetCheckResult:
+    """The reference is byte-identical to its first materialization (frozen)."""
+    store = storage.open()
+    current = sha256(store.read_bytes(REFERENCE_KEY))
+    baseline = reference_baseline(context.instance, archived_reference_count(store))
+    if baseline is None:
+        return AssetCheckResult(
+            passed=True,
+            description="no earlier materialization: this digest becomes the baseline",
+            metadata={"sha256": current},
+        )
+    expected = str(baseline["sha256"])
+    same = current == expected
+    return AssetCheckResult(
+        passed=same,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            "unchanged since its first materialization"
+            if same
+            else f"{store.uri(REFERENCE_KEY)} changed without upload --replace-reference "
+            f"(sha256 {current[:12]}, frozen {expected[:12]})"
+        ),
+        metadata={"sha256": current, "baseline_sha256": expected},
+    )
+
+
+@asset_check(asset=reference_tickets, blocking=True)
+def reference_label_mix(storage: TicketStorage) -> AssetCheckResult:
+    """The reference holds at least two labels and none is extreme (rare ones warn)."""
+    return _mix_result(summarize_dataset(storage.open(), REFERENCE_KEY, labels="required"))
+
+
+@asset_check(asset=new_tickets, blocking=True)
+def new_tickets_contract(storage: TicketStorage) -> AssetCheckResult:
+    """The new data meets the data contract (labels optional)."""
+    return _contract_result(summarize_dataset(storage.open(), NEW_KEY, labels="optional"))
+
+
+@asset_check(asset=combined_tickets, blocking=True)
+def combined_unique_ids(storage: TicketStorage) -> AssetCheckResult:
+    """No ticket id occurs twice in the combined retraining set."""
+    summary = summarize_dataset(storage.open(), COMBINED_KEY, labels="required")
+    dups = summary.duplicate_ids
+    return AssetCheckResult(
+        passed=not dups,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"duplicate ticket ids, e.g. {', '.join(dups[:5])}" if dups else "ticket ids unique"
+        ),
+        metadata={"duplicate_ids": MetadataValue.json(dups), "rows": summary.rows},
+    )
+
+
+@asset_check(asset=combined_tickets, blocking=True)
+def combined_label_mix(storage: TicketStorage) -> AssetCheckResult:
+    """The retraining set holds at least two labels and none is extreme (rare ones warn)."""
+    return _mix_result(summarize_dataset(storage.open(), COMBINED_KEY, labels="required"))
+
+
+DATA_CHECKS = [
+    reference_contract,
+    reference_unchanged,
+    reference_label_mix,
+    new_tickets_contract,
+    combined_unique_ids,
+    combined_label_mix,
+]
