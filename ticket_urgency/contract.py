@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -29,6 +30,8 @@ REQUIRED_COLUMNS = FEATURE_COLUMNS
 _BOTH_EMPTY = "title and description are both empty"
 Labels = Literal["required", "optional"]
 MAX_ROWS_IN_MESSAGE = 5
+MISSING_LABELS = frozenset({"nan", "none", "null", "na", "n/a", "<na>"})
+"""Label cells (case-insensitive) that spreadsheets and pandas write for a missing label."""
 
 
 class DataContractError(ValueError):
@@ -46,11 +49,17 @@ class DataContractError(ValueError):
         self.file = file
         self.column = column
         self.rows = list(rows)
-        where = f"column '{column}' " if column else ""
-        text = f"{file}: {where}{message}"
+        where = f"column '{_one_line(column)}' " if column else ""
+        text = f"{_one_line(file)}: {where}{_one_line(message)}"
         if self.rows:
             text += f" (rows {_row_list(self.rows)})"
         super().__init__(text.rstrip(".") + ".")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Escape line breaks and cap the length, so an error stays one line whatever the file."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _row_list(rows: Sequence[int]) -> str:
@@ -58,27 +67,36 @@ def _row_list(rows: Sequence[int]) -> str:
     return head + (f" and {len(rows) - MAX_ROWS_IN_MESSAGE} more" if len(rows) > 5 else "")
 
 
-def _decode(data: bytes, name: str) -> str:
+def _check_text(data: bytes, name: str) -> None:
+    """Reject empty, binary and non-UTF-8 files without keeping a decoded copy around."""
     if not data.strip():
         raise DataContractError(name, "is empty")
-    if b"\x00" in data[:65536]:
-        raise DataContractError(name, "is not a text CSV file (it contains NUL bytes)")
+    nul = data.find(b"\x00")  # the C parser silently truncates a field at a NUL byte
+    if nul >= 0:
+        line = data[:nul].count(b"\n") + 1
+        raise DataContractError(
+            name, f"is not a text CSV file (it contains NUL bytes, first on line {line})"
+        )
     try:
-        return data.decode("utf-8-sig")
+        str(data, "utf-8")  # validate only; the CSV parser decodes again in chunks
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataContractError(
             name,
             f"is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
             "re-save it as UTF-8",
-        ) from exc
+        ) from None
 
 
-def _header(text: str, name: str) -> list[str]:
-    try:
-        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])))
+HEADER_SCAN_BYTES = 1 << 20
+
+
+def _header(data: bytes, name: str) -> list[str]:
+    head = data[:HEADER_SCAN_BYTES].decode("utf-8-sig", errors="ignore")
+    try:  # the first CSV record (a quoted header name may span lines; \r, \n or \r\n)
+        header = next(csv.reader(io.StringIO(head, newline="")))
     except (csv.Error, StopIteration) as exc:
-        raise DataContractError(name, f"has an unreadable header line: {exc}") from exc
+        raise DataContractError(name, f"has an unreadable header line: {exc}") from None
     header = [h.strip() for h in header]
     seen: set[str] = set()
     for col in header:
@@ -114,9 +132,13 @@ def _schema(labels: Labels, has_id: bool, has_time: bool) -> pa.DataFrameSchema:
         columns[TIME_COLUMN] = pa.Column(
             str,
             pa.Check(
-                lambda s: pd.Series(
-                    pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601")
-                ).notna(),
+                lambda s: (
+                    (s.str.strip() == "")
+                    | pd.Series(
+                        pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601"),
+                        index=s.index,
+                    ).notna()
+                ),
                 error="is not an ISO 8601 timestamp",
             ),
             nullable=False,
@@ -174,10 +196,28 @@ def derive_ticket_ids(df: pd.DataFrame) -> pd.Series:
     parts = df[list(FEATURE_COLUMNS)].astype(str)
     if TIME_COLUMN in df:
         parts = parts.assign(**{TIME_COLUMN: df[TIME_COLUMN].astype(str)})
-    joined = parts.agg("\x1f".join, axis=1)
-    base = joined.map(lambda s: "h-" + hashlib.sha256(s.encode("utf-8")).hexdigest()[:16])
+    cols = [parts[c] for c in parts.columns]
+    joined = cols[0].str.cat(cols[1:], sep="\x1f")  # same string as "\x1f".join(row)
+    base = pd.Series(
+        ["h-" + hashlib.sha256(j.encode("utf-8")).hexdigest()[:16] for j in joined],
+        index=df.index,
+        dtype=object,
+    )
     occurrence = base.groupby(base).cumcount()
     return base.where(occurrence == 0, base + "-" + occurrence.astype(str))
+
+
+def _rows_longer_than(data: bytes, width: int) -> list[int]:
+    """Return the data rows (1 = first) with more fields than the header (error path only)."""
+    text = io.StringIO(data.decode("utf-8-sig"), newline="")
+    rows: list[int] = []
+    try:
+        for number, record in enumerate(csv.reader(text)):
+            if number and len(record) > width:
+                rows.append(number)
+    except csv.Error:
+        pass
+    return rows
 
 
 def parse_tickets(data: bytes, name: str, *, labels: Labels = "optional") -> pd.DataFrame:
@@ -196,29 +236,41 @@ def parse_tickets(data: bytes, name: str, *, labels: Labels = "optional") -> pd.
     Raises:
         DataContractError: When the file breaks the contract.
     """
-    text = _decode(data, name)
-    header = _header(text, name)
+    _check_text(data, name)
+    header = _header(data, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             df = pd.read_csv(
-                io.StringIO(text),
+                io.BytesIO(data),
+                encoding="utf-8-sig",
                 dtype=str,
                 keep_default_na=False,
                 na_filter=False,
                 index_col=False,
                 engine="c",
             )
-    except pd.errors.ParserWarning:
-        raise DataContractError(
-            name, "has rows with more fields than the header (is a comma unquoted?)"
-        ) from None
-    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        long_rows = _rows_longer_than(data, len(header))
+        if long_rows:
+            raise DataContractError(
+                name,
+                "has rows with more fields than the header (is a comma unquoted?)",
+                rows=long_rows,
+            ) from None
         detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        if "EOF inside string" in detail:
+            raise DataContractError(
+                name, f"is not a parsable CSV: unterminated quote ({detail})"
+            ) from None
+        raise DataContractError(name, f"is not a parsable CSV: {detail}") from None
+    except (csv.Error, ValueError) as exc:
+        detail = str(exc).strip()
         raise DataContractError(name, f"is not a parsable CSV: {detail}") from None
     df.columns = pd.Index(header if len(header) == len(df.columns) else df.columns)
     if df.empty:
         raise DataContractError(name, "has a header but no rows")
+    df = df.fillna("")  # short rows leave NaN even with na_filter=False
     if LABEL_COLUMN not in df:
         if labels == "required":
             raise DataContractError(
@@ -226,6 +278,7 @@ def parse_tickets(data: bytes, name: str, *, labels: Labels = "optional") -> pd.
             )
         df[LABEL_COLUMN] = ""
     df[LABEL_COLUMN] = df[LABEL_COLUMN].str.strip()
+    df.loc[df[LABEL_COLUMN].str.lower().isin(MISSING_LABELS), LABEL_COLUMN] = ""
     for col in CATEGORICAL_COLUMNS:
         df[col] = df[col].str.strip()
     has_id = ID_COLUMN in df
@@ -272,4 +325,6 @@ def sort_by_time(df: pd.DataFrame) -> pd.DataFrame:
     if TIME_COLUMN not in df:
         return df
     ts = pd.to_datetime(df[TIME_COLUMN], errors="coerce", utc=True, format="ISO8601")
-    return df.iloc[ts.argsort(kind="stable")]
+    # Rows without a time (empty created_at) count as oldest; argsort would give them -1.
+    key = ts.fillna(pd.Timestamp.min.tz_localize("UTC")).to_numpy(dtype="datetime64[ns]")
+    return df.iloc[np.argsort(key, kind="stable")]

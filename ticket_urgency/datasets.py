@@ -88,7 +88,9 @@ def merge_new(
 
     A row whose id is in the reference is dropped; a row whose id is already in new data
     replaces it in place (how late labels arrive), except that an empty label never erases a
-    known one; other rows are appended. Within ``incoming`` the last row of an id wins.
+    known one, and columns the incoming file does not have keep their stored values; other
+    rows are appended (with empty cells in columns their file lacks). Within ``incoming`` the
+    last row of an id wins.
 
     Args:
         existing: The stored new data, or None.
@@ -114,6 +116,10 @@ def merge_new(
     seen = inc.index.isin(merged.index)
     updates = inc[seen].copy()
     if not updates.empty:
+        # A replacing row carries only the columns of its own file: the others (e.g. an
+        # extra column or created_at the late-label file lacks) keep their stored values.
+        absent = [c for c in columns if c not in incoming.columns]
+        updates[absent] = merged.loc[updates.index, absent]
         old_labels = merged.loc[updates.index, LABEL_COLUMN]
         keep_old = updates[LABEL_COLUMN].eq("") & old_labels.ne("")
         updates.loc[keep_old, LABEL_COLUMN] = old_labels[keep_old]
