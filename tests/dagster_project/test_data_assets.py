@@ -65,7 +65,8 @@ def test_tampered_reference_fails_the_frozen_check_and_blocks_downstream(
     checks = _checks(result)
     assert not checks["reference_unchanged"].passed
     assert checks["reference_unchanged"].severity == AssetCheckSeverity.ERROR
-    assert "changed without upload --replace-reference" in str(checks["reference_unchanged"].description)
+    message = str(checks["reference_unchanged"].description)
+    assert "changed without upload --replace-reference" in message
     assert checks["reference_contract"].passed  # still a valid file: only the digest catches it
     # blocking: the combined set is not rebuilt from the tampered reference
     materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
