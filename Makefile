@@ -21,7 +21,7 @@ demo: $(STAMP) ## Run the whole loop on local defaults (./$(DEMO_DIR): data, mlf
 	PORT=$(PORT) DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
 
 test: $(STAMP) ## Run the whole test suite
-	NML_DISABLE_USAGE_LOGGING=1 $(BIN)/python -m pytest -q
+	NML_DISABLE_USAGE_LOGGING=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check ticket_urgency serving dagster_project tests bench

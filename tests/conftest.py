@@ -12,6 +12,9 @@ import pytest
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# Two cores shared by test processes and servers: one BLAS thread each avoids oversubscription.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from ticket_urgency.settings import Settings, get_settings  # noqa: E402
 from ticket_urgency.storage import GCSStorage, LocalStorage, make_gcs_client  # noqa: E402
