@@ -100,7 +100,7 @@ def _header(data: bytes, name: str) -> list[str]:
     header = [h.strip() for h in header]
     seen: set[str] = set()
     for col in header:
-        if col in seen:
+        if col and col in seen:
             raise DataContractError(name, "appears more than once in the header", column=col)
         seen.add(col)
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
@@ -110,6 +110,14 @@ def _header(data: bytes, name: str) -> list[str]:
             name,
             f"is missing required column{'s' if len(missing) > 1 else ''} {cols}; "
             f"found {', '.join(header) or 'no columns'}",
+        )
+    unnamed = [i + 1 for i, col in enumerate(header) if not col]
+    if unnamed:  # e.g. trailing commas from a spreadsheet export; a column needs a name
+        positions = ", ".join(str(i) for i in unnamed[:MAX_ROWS_IN_MESSAGE])
+        raise DataContractError(
+            name,
+            f"has a header with an empty column name (column {positions}); "
+            "name the column or delete it",
         )
     return header
 
@@ -196,8 +204,8 @@ def derive_ticket_ids(df: pd.DataFrame) -> pd.Series:
     parts = df[list(FEATURE_COLUMNS)].astype(str)
     if TIME_COLUMN in df:
         parts = parts.assign(**{TIME_COLUMN: df[TIME_COLUMN].astype(str)})
-    cols = [parts[c] for c in parts.columns]
-    joined = cols[0].str.cat(cols[1:], sep="\x1f")  # same string as "\x1f".join(row)
+    # the same string as "\x1f".join(row), vectorised (ids must not change)
+    joined = parts.iloc[:, 0].str.cat(parts.iloc[:, 1:], sep="\x1f")
     base = pd.Series(
         ["h-" + hashlib.sha256(j.encode("utf-8")).hexdigest()[:16] for j in joined],
         index=df.index,
