@@ -18,19 +18,18 @@ from dagster import (
 )
 
 from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
-from dagster_project.resources import TicketStorage
+from dagster_project.assets.model import latest_model_version, meta_value, ticket_urgency_model
+from dagster_project.resources import MLflowResource, TicketStorage
+from ticket_urgency.contract import FEATURE_COLUMNS
 from ticket_urgency.datasets import COMBINED_KEY, NEW_KEY, REFERENCE_KEY, sha256
 from ticket_urgency.pipeline import (
     DatasetSummary,
     archived_reference_count,
+    evaluate_registered_version,
     label_mix_problems,
+    signature_inputs,
     summarize_dataset,
 )
-
-
-def _meta_value(metadata: dict[str, Any], name: str) -> Any:
-    value = metadata.get(name)
-    return getattr(value, "value", value)
 
 
 def materialization_metadata(
@@ -42,7 +41,7 @@ def materialization_metadata(
     for record in result.records:
         mat = record.asset_materialization
         if mat is not None:
-            out.append({k: _meta_value(dict(mat.metadata), k) for k in mat.metadata})
+            out.append({k: meta_value(mat.metadata, k) for k in mat.metadata})
     return out
 
 
@@ -154,3 +153,64 @@ DATA_CHECKS = [
     combined_unique_ids,
     combined_label_mix,
 ]
+
+
+def _no_model() -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        description="ticket_urgency_model has no materialization with a registered version",
+    )
+
+
+@asset_check(asset=ticket_urgency_model, blocking=True)
+def model_beats_majority_baseline(
+    context: AssetCheckExecutionContext, storage: TicketStorage, mlflow: MLflowResource
+) -> AssetCheckResult:
+    """The held-out evaluation ran and its macro-F1 beats always predicting the majority label."""
+    version = latest_model_version(context.instance)
+    if version is None:
+        return _no_model()
+    ev = evaluate_registered_version(mlflow.apply(storage.settings()), version)
+    if not ev.evaluated:
+        text = f"version {version}: {ev.note}"
+    else:
+        verb = "beats" if ev.beats_baseline else "does not beat"
+        text = (
+            f"version {version}: macro-F1 {ev.macro_f1:.3f} {verb} the majority-class "
+            f"baseline {ev.baseline_macro_f1:.3f} ({ev.majority_label!r}) on {ev.n_test} "
+            "held-out rows"
+        )
+    return AssetCheckResult(
+        passed=ev.beats_baseline,
+        severity=AssetCheckSeverity.ERROR,
+        description=text,
+        metadata={k: v for k, v in ev.to_dict().items() if v is not None and k != "note"},
+    )
+
+
+@asset_check(asset=ticket_urgency_model, blocking=True)
+def model_signature_present(
+    context: AssetCheckExecutionContext, storage: TicketStorage, mlflow: MLflowResource
+) -> AssetCheckResult:
+    """The registered model has a signature whose inputs are the four raw ticket columns."""
+    version = latest_model_version(context.instance)
+    if version is None:
+        return _no_model()
+    inputs = signature_inputs(mlflow.apply(storage.settings()), version)
+    missing = sorted(set(FEATURE_COLUMNS) - set(inputs or []))
+    if inputs is None:
+        text = f"version {version} was logged without a signature"
+    elif missing:
+        text = f"version {version}: signature lacks {', '.join(missing)}"
+    else:
+        text = f"version {version}: signature inputs {', '.join(inputs)}"
+    return AssetCheckResult(
+        passed=inputs is not None and not missing,
+        severity=AssetCheckSeverity.ERROR,
+        description=text,
+        metadata={"version": version, "inputs": MetadataValue.json(inputs or [])},
+    )
+
+
+MODEL_CHECKS = [model_beats_majority_baseline, model_signature_present]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, MetadataValue
 from pydantic import Field, SecretStr
 
 from ticket_urgency.notify import CallOutcome, notify, reload_serving
@@ -50,12 +50,24 @@ class MLflowResource(ConfigurableResource):  # type: ignore[misc]
             }
         )
 
-    def run_url(self, experiment_id: str | None, run_id: str) -> str:
-        """Return a link to the run: the UI page for an HTTP server, else a ``runs:/`` URI."""
+    def run_link(self, run_id: str) -> MetadataValue:
+        """Link to a run: its UI page on an HTTP tracking server, else the ``runs:/`` URI.
+
+        With a SQLite or file store there is no page to link to; ``mlflow ui`` with the same
+        tracking URI shows the run under the experiment.
+        """
         base = self.tracking_uri.rstrip("/")
-        if base.startswith(("http://", "https://")) and experiment_id:
-            return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-        return f"runs:/{run_id}"
+        if base.startswith(("http://", "https://")):
+            try:
+                from ticket_urgency.mlflow_utils import client
+
+                experiment_id = (
+                    client(self.apply(get_settings())).get_run(run_id).info.experiment_id
+                )
+            except Exception:  # a link is nice to have; never fail a run for it
+                return MetadataValue.text(f"runs:/{run_id}")
+            return MetadataValue.url(f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+        return MetadataValue.text(f"runs:/{run_id} ({self.tracking_uri})")
 
 
 class ServingResource(ConfigurableResource):  # type: ignore[misc]

@@ -21,6 +21,7 @@ from ticket_urgency.contract import (
     parse_tickets,
 )
 from ticket_urgency.datasets import ARCHIVE_PREFIX, DatasetMissingError, sha256
+from ticket_urgency.settings import Settings
 from ticket_urgency.storage import Storage
 
 MIN_CLASSES = 2
@@ -216,3 +217,80 @@ def decide_retrain(
                 handled=False,
             )
     return RetrainDecision(True, f"{report_key} shows drift")
+
+
+EVALUATION_ARTIFACT = "evaluation/test_predictions.csv"
+"""Held-out predictions that training logs with each run."""
+
+
+@dataclass
+class ModelEvaluation:
+    """A registered version's held-out evaluation next to a majority-class baseline."""
+
+    version: str
+    run_id: str
+    evaluated: bool
+    macro_f1: float | None
+    n_test: int
+    baseline_macro_f1: float
+    baseline_accuracy: float
+    majority_label: str | None
+    note: str = ""
+
+    @property
+    def beats_baseline(self) -> bool:
+        """Whether the model's macro-F1 is above the majority-class baseline."""
+        return self.evaluated and (self.macro_f1 or 0.0) > self.baseline_macro_f1
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-serialisable dict."""
+        return {**asdict(self), "beats_baseline": self.beats_baseline}
+
+
+def evaluate_registered_version(settings: Settings, version: str) -> ModelEvaluation:
+    """Read a version's run: its held-out macro-F1 and the held-out labels it was scored on.
+
+    The baseline is computed from the same held-out labels (logged by training as
+    :data:`EVALUATION_ARTIFACT`), so both numbers describe the same rows.
+    """
+    from ticket_urgency.mlflow_utils import client
+
+    c = client(settings)
+    mv = c.get_model_version(settings.model_name, version)
+    run_id = str(mv.run_id)
+    metrics = c.get_run(run_id).data.metrics
+    macro_f1 = metrics.get("macro_f1")
+    try:
+        path = c.download_artifacts(run_id, EVALUATION_ARTIFACT)
+        labels = pd.read_csv(path, dtype=str, keep_default_na=False)[LABEL_COLUMN]
+    except Exception as exc:  # a missing artifact is a failed check, not a crash
+        return ModelEvaluation(
+            version, run_id, False, macro_f1, 0, 0.0, 0.0, None, f"no held-out evaluation: {exc}"
+        )
+    base = majority_baseline(labels)
+    majority = str(labels.value_counts().index[0]) if len(labels) else None
+    evaluated = macro_f1 is not None and len(labels) > 0
+    return ModelEvaluation(
+        version,
+        run_id,
+        evaluated,
+        macro_f1,
+        len(labels),
+        base["macro_f1"],
+        base["accuracy"],
+        majority,
+        "" if evaluated else "the run logged no macro_f1 or an empty held-out set",
+    )
+
+
+def signature_inputs(settings: Settings, version: str) -> list[str] | None:
+    """Return the input column names of a registered version's signature, or None."""
+    import mlflow
+
+    from ticket_urgency.mlflow_utils import configure
+
+    configure(settings)
+    info = mlflow.models.get_model_info(f"models:/{settings.model_name}/{version}")
+    if info.signature is None or info.signature.inputs is None:
+        return None
+    return [str(name) for name in info.signature.inputs.input_names()]
