@@ -93,6 +93,29 @@ class Settings(BaseSettings):
     promote_recall_drop: float = Field(default=0.05, ge=0.0)
     drift_min_rows: int = Field(default=500, ge=1)
     retrain_cooldown_hours: float = Field(default=6.0, ge=0.0)
+    reload_marker: str | None = Field(
+        default=None,
+        description=(
+            "Serving with several workers: a file shared by the workers of one `serve`; a reload "
+            "rewrites it and every worker re-resolves the model. Set by `serve`, not by users."
+        ),
+    )
+    worker_sync_seconds: float = Field(
+        default=0.25, gt=0.0, description="How often a serving worker checks the reload marker."
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"),
+        description="prometheus-client's multiprocess directory (set by `serve --workers N`).",
+    )
+    mlflow_run_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_RUN_ID", "mlflow_run_id"),
+        description="Set by `mlflow run`: training logs into this run instead of a new one.",
+    )
+    test_fraction: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Held-out (newest) share of training data."
+    )
 
     @property
     def model_uri(self) -> str:
@@ -103,6 +126,17 @@ class Settings(BaseSettings):
     def serving_url_list(self) -> list[str]:
         """The serving URLs as a list, empty strings removed."""
         return [u.strip().rstrip("/") for u in self.serving_urls.split(",") if u.strip()]
+
+
+def export_environment(values: dict[str, str]) -> None:
+    """Set environment variables for child processes (e.g. uvicorn workers) and re-read settings.
+
+    Only the serve command uses this, to hand worker processes values that exist per run.
+    """
+    import os
+
+    os.environ.update(values)
+    get_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)
