@@ -1,24 +1,42 @@
 """The Dagster code location: ``dagster dev -m dagster_project`` loads :data:`defs`."""
 
-from __future__ import annotations
-
 from dagster import Definitions, in_process_executor, multiprocess_executor
 
 from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
-from dagster_project.checks import DATA_CHECKS
+from dagster_project.assets.model import production_model, ticket_urgency_model
+from dagster_project.assets.monitoring import drift_report
+from dagster_project.checks import DATA_CHECKS, MODEL_CHECKS
+from dagster_project.jobs import drift_monitoring_job, retrain_job
 from dagster_project.resources import build_resources
+from dagster_project.schedules import daily_drift_schedule
+from dagster_project.sensors import drift_retrain_sensor
 from ticket_urgency.settings import Settings, get_settings
+
+ASSETS = [
+    reference_tickets,
+    new_tickets,
+    combined_tickets,
+    drift_report,
+    ticket_urgency_model,
+    production_model,
+]
 
 
 def build_defs(settings: Settings | None = None) -> Definitions:
-    """Build the definitions for ``settings.deployment`` (local: in-process executor)."""
+    """Build the definitions of ``settings.deployment``.
+
+    ``local`` runs every step in one process (SQLite has one writer); ``gcs`` runs steps in
+    separate processes (with an MLflow server or Postgres behind ``MLFLOW_TRACKING_URI``).
+    """
     s = settings or get_settings()
-    executor = in_process_executor if s.deployment == "local" else multiprocess_executor
     return Definitions(
-        assets=[reference_tickets, new_tickets, combined_tickets],
-        asset_checks=DATA_CHECKS,
+        assets=ASSETS,
+        asset_checks=[*DATA_CHECKS, *MODEL_CHECKS],
+        jobs=[drift_monitoring_job, retrain_job],
+        schedules=[daily_drift_schedule],
+        sensors=[drift_retrain_sensor],
         resources=build_resources(s),
-        executor=executor,
+        executor=in_process_executor if s.deployment == "local" else multiprocess_executor,
     )
 
 

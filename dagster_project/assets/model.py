@@ -9,6 +9,7 @@ from dagster import (
     AssetKey,
     Config,
     DagsterInstance,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -16,7 +17,13 @@ from dagster import (
 from pydantic import Field
 
 from dagster_project.assets.data import combined_tickets
-from dagster_project.resources import MLflowResource, TicketStorage
+from dagster_project.resources import (
+    MLflowResource,
+    NotifierResource,
+    ServingResource,
+    TicketStorage,
+)
+from ticket_urgency.registry import promote
 from ticket_urgency.training import SEARCH_GRID, train
 
 MODEL_GROUP = "model"
@@ -113,3 +120,89 @@ def ticket_urgency_model(
         "snapshot_uri": MetadataValue.path(result.snapshot_uri),
     }
     return MaterializeResult(metadata=meta)
+
+
+class PromoteConfig(Config):  # type: ignore[misc]
+    """Run configuration of the promotion gate."""
+
+    force: bool = Field(default=False, description="Promote whatever the scores say.")
+    eval_path: str | None = Field(default=None, description="Evaluate on this labelled CSV.")
+
+
+def _score(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+@asset(group_name=MODEL_GROUP, kinds={"mlflow"}, deps=[ticket_urgency_model])
+def production_model(
+    context: AssetExecutionContext,
+    config: PromoteConfig,
+    storage: TicketStorage,
+    mlflow: MLflowResource,
+    serving: ServingResource,
+    notifier: NotifierResource,
+) -> MaterializeResult:
+    """The promotion gate (challenger vs Production on the newest 20% of combined), then reload."""
+    version = latest_model_version(context.instance)
+    if version is None:
+        raise Failure("ticket_urgency_model has no materialization with a registered version")
+    failed = failed_model_checks(context.instance, version)
+    if failed and not config.force:
+        raise Failure(
+            f"version {version} did not pass {', '.join(failed)}; it is not promoted",
+            metadata={"version": version, "failed_checks": MetadataValue.json(failed)},
+        )
+    settings = mlflow.apply(storage.settings())
+    decision = promote(settings, version=version, eval_path=config.eval_path, force=config.force)
+    context.log.info(f"promotion of version {version}: {decision.decision} ({decision.reason})")
+    meta: dict[str, Any] = {
+        "decision": decision.decision,
+        "promoted": decision.promoted,
+        "reason": decision.reason,
+        "challenger_version": decision.challenger_version,
+        "previous_version": decision.champion_version or "none",
+        "production_version": decision.production_version or "none",
+        "challenger_macro_f1": _score(decision.challenger_macro_f1),
+        "champion_macro_f1": _score(decision.champion_macro_f1),
+        "challenger_urgent_recall": _score(decision.challenger_urgent_recall),
+        "champion_urgent_recall": _score(decision.champion_urgent_recall),
+        "most_urgent_label": decision.most_urgent_label,
+        "eval_rows": decision.eval_rows,
+        "eval_source": decision.eval_source,
+        "model_uri": settings.model_uri,
+    }
+    meta = {k: v for k, v in meta.items() if v is not None}
+    event = "model_promoted" if decision.promoted else "promotion_refused"
+    if decision.decision != "unchanged":
+        outcome = notifier.send(event, decision.to_dict())
+        if outcome is not None:
+            meta["webhook"] = MetadataValue.json(outcome.to_dict())
+    if decision.promoted or decision.decision == "unchanged":  # a no-op reload heals stragglers
+        meta.update(_reload(context, serving, notifier, decision.production_version))
+    return MaterializeResult(metadata=meta)
+
+
+def _reload(
+    context: AssetExecutionContext,
+    serving: ServingResource,
+    notifier: NotifierResource,
+    version: str | None,
+) -> dict[str, Any]:
+    """Ask every serving URL to reload; failures are warnings and recorded, never raised."""
+    if not serving.urls:
+        context.log.info("no serving URLs configured (TICKET_URGENCY_SERVING_URLS): no reload")
+        return {"reload": "no serving URLs configured"}
+    outcomes = serving.reload()
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        context.log.warning(f"reload of {o.url} failed: {o.error} (status {o.status})")
+    if failed:
+        notifier.send(
+            "reload_failed",
+            {"production_version": version, "failures": [o.to_dict() for o in failed]},
+        )
+    return {
+        "reload": MetadataValue.json([o.to_dict() for o in outcomes]),
+        "reload_ok": len(outcomes) - len(failed),
+        "reload_failed": len(failed),
+    }

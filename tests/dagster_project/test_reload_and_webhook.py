@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from dagster import EnvVar
+from httpstub import HttpStub
 
 from dagster_project.resources import NotifierResource, ServingResource, build_resources
-from httpstub import HttpStub
 from ticket_urgency.notify import reload_serving
 from ticket_urgency.settings import get_settings
 from ticket_urgency.testing import free_port
