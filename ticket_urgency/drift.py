@@ -2,7 +2,7 @@
 
 Three layers, from pure to I/O:
 
-* :func:`test_feature_drift` — the statistical decision rule on already computed features
+* :func:`decide_drift` — the statistical decision rule on already computed features
   (no NannyML, fast enough to calibrate with hundreds of samples). A feature alerts only when
   its shift is **significant** (chi-squared test of homogeneity for categorical features,
   two-sample Kolmogorov-Smirnov for continuous ones, Holm-corrected across all features) **and
@@ -228,7 +228,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def test_feature_drift(
+def decide_drift(
     reference: pd.DataFrame,
     new: pd.DataFrame,
     categorical: Sequence[str],
@@ -738,8 +738,8 @@ def compute_drift(
     categorical = list(CATEGORICAL_COLUMNS)
     continuous = featurizer.feature_names
     t1 = time.perf_counter()
-    cat_results = test_feature_drift(reference, new, categorical, [], cfg)
-    text_results = test_feature_drift(ref_text, new_text, [TOPIC_FEATURE], continuous, cfg)
+    cat_results = decide_drift(reference, new, categorical, [], cfg)
+    text_results = decide_drift(ref_text, new_text, [TOPIC_FEATURE], continuous, cfg)
     # One Holm family across every feature.
     features = {**cat_results, **text_results}
     adjusted = holm([f["p_value"] for f in features.values()])

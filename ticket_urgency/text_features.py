@@ -127,6 +127,8 @@ class TextFeaturizer:
 
     def _counts(self, df: pd.DataFrame) -> sp.csr_matrix:
         assert self._hasher is not None
+        if len(df) == 0:
+            return sp.csr_matrix((0, self.config.hash_features), dtype=np.float32)
         return sp.csr_matrix(self._hasher.transform(_text(df, self.config.max_chars)))
 
     def fit(self, reference: pd.DataFrame) -> TextFeaturizer:
