@@ -508,7 +508,7 @@ def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
                     denominator = np.sum(proba, axis=1)[:, np.newaxis]
                     uniform = np.full_like(proba, 1 / n_classes)
                     proba = np.divide(proba, denominator, out=uniform, where=denominator != 0)
-                proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+                proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
                 mean += proba
             mean /= len(parts)
             return mean
@@ -571,7 +571,9 @@ SMOKE_TICKETS: tuple[dict[str, str], ...] = (
     },
     {
         "title": "URGENT: production down",
-        "description": "All users get HTTP 500 since the deploy. Call +1 555 0100 or ops@example.com",
+        "description": (
+            "All users get HTTP 500 since the deploy. Call +1 555 0100 or ops@example.com"
+        ),
         "source": "phone",
         "customer_tier": "Platinum",
     },
@@ -637,7 +639,10 @@ class LoadedModel:
     def predict_proba(self, columns: Columns) -> np.ndarray:
         """Return probabilities for a batch given column-wise (see :func:`rows_to_columns`)."""
         if self.fast is not None:
-            return self.fast.predict_proba(columns)
+            try:
+                return self.fast.predict_proba(columns)
+            except Exception as exc:  # never fail where the pipeline would answer
+                logger.warning("fast path failed (%r); answering through the pipeline", exc)
         return self.pipeline_proba(columns)
 
     def pipeline_proba(self, columns: Columns) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+``uvicorn --factory serving.app:create_app`` (what ``ticket-urgency serve`` runs) builds it
+from the environment. The model is loaded in the lifespan; the API also starts when nothing
+is registered yet (``/ready`` and the prediction endpoints answer 503 until a reload works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving.batcher import MicroBatcher
+from serving.metrics import Metrics
+from serving.middleware import EdgeMiddleware
+from serving.routes import router
+from serving.runtime import Runtime
+from serving.state import ModelService
+from ticket_urgency.pii import install_log_masking
+from ticket_urgency.prediction_log import PredictionLogger
+from ticket_urgency.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _prediction_logger(settings: Settings, metrics: Metrics) -> PredictionLogger | None:
+    from ticket_urgency.storage import open_storage
+
+    try:
+        storage = open_storage(settings.storage, settings)
+    except Exception as exc:  # storage down or misconfigured: serve anyway, count it
+        logger.error("prediction log disabled: cannot open storage %s: %s", settings.storage, exc)
+        metrics.log_failures.inc()
+        return None
+
+    def on_error(n: int, exc: Exception) -> None:
+        metrics.log_failures.inc()
+        metrics.log_failed_predictions.inc(n)
+
+    return PredictionLogger(
+        storage,
+        batch_size=settings.prediction_log_batch_size,
+        flush_seconds=settings.prediction_log_flush_seconds,
+        max_text_chars=settings.max_text_chars,
+        on_error=on_error,
+        on_dropped=metrics.log_dropped.inc,
+        on_written=metrics.log_written.inc,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the serving API.
+
+    Args:
+        settings: Configuration; the process settings when omitted.
+
+    Returns:
+        The FastAPI app. Its lifespan loads the model, starts the model thread, the
+        prediction-log writer, the worker sync and the optional registry polling.
+    """
+    settings = settings or get_settings()
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_masking()
+        service = ModelService(settings, metrics)
+        batcher = MicroBatcher(on_batch=metrics.batch_rows.observe)
+        batcher.start()
+        plog = _prediction_logger(settings, metrics)
+        app.state.runtime = Runtime(settings, metrics, service, batcher, plog)
+        metrics.model_loaded.set(0)
+        await service.reload("startup")
+        tasks = []
+        if plog is not None:
+            tasks.append(asyncio.create_task(plog.run(), name="prediction-log"))
+        if settings.reload_marker:
+            tasks.append(asyncio.create_task(service.watch_marker(), name="worker-sync"))
+        if settings.poll_seconds > 0:
+            tasks.append(asyncio.create_task(service.poll(), name="registry-poll"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await asyncio.to_thread(batcher.stop)
+            if plog is not None:
+                await asyncio.to_thread(plog.flush)
+            metrics.mark_process_dead(os.getpid())
+
+    app = FastAPI(
+        title="ticket_urgency",
+        summary="Support-ticket urgency classification",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        EdgeMiddleware,
+        metrics=metrics,
+        caps={
+            "/predict": settings.max_body_bytes,
+            "/predict/batch": settings.max_batch_body_bytes,
+            "/invocations": settings.max_batch_body_bytes,
+        },
+        default_cap=settings.max_body_bytes,
+    )
+    app.include_router(router)
+    return app

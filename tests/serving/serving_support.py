@@ -1,0 +1,78 @@
+"""Helpers of the serving tests: a small pipeline, plain-MLflow registration, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from ticket_urgency.settings import Settings
+
+TICKET = {
+    "title": "Application running slow",
+    "description": "Report export stuck at 80 percent for several minutes.",
+    "source": "web",
+    "customer_tier": "Gold",
+}
+ADMIN = "s3cret-admin"
+
+
+def small_pipeline(c: float = 1.0) -> Pipeline:
+    """The original design, small: TF-IDF on title and description, one-hot, logistic reg."""
+    features = ColumnTransformer(
+        [
+            ("title", TfidfVectorizer(ngram_range=(1, 2), max_features=3000), "title"),
+            ("desc", TfidfVectorizer(max_features=3000, sublinear_tf=True), "description"),
+            ("meta", OneHotEncoder(handle_unknown="ignore"), ["source", "customer_tier"]),
+        ]
+    )
+    return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=500))])
+
+
+def register(settings: Settings, model: Any, *, promote: bool = True) -> str:
+    """Log ``model`` with plain MLflow, register it and (optionally) make it Production."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment("serving-tests")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("macro_f1", 0.5)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],
+            registered_model_name=settings.model_name,
+        )
+    assert run.info.run_id
+    version = str(info.registered_model_version)
+    if promote:
+        client = MlflowClient(settings.mlflow_tracking_uri)
+        client.transition_model_version_stage(
+            settings.model_name, version, "Production", archive_existing_versions=True
+        )
+        client.set_registered_model_alias(settings.model_name, "production", version)
+    return version
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    """Settings on a tmp storage + SQLite registry, admin token set."""
+    values: dict[str, Any] = {
+        "storage": str(tmp / "store"),
+        "mlflow_tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
+        "admin_token": ADMIN,
+        "prediction_log_flush_seconds": 0.2,
+        "predict_token": None,
+        "reload_marker": None,
+        "poll_seconds": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
