@@ -4,6 +4,7 @@ from ticket_urgency.cli import (
     data,  # noqa: F401  (registers commands)
     drift,  # noqa: F401
     model,  # noqa: F401
+    serve,  # noqa: F401
 )
 from ticket_urgency.cli.app import app
 
