@@ -10,6 +10,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -242,7 +243,7 @@ class ModelEvaluation:
         """Whether the model's macro-F1 is above the majority-class baseline."""
         return self.evaluated and (self.macro_f1 or 0.0) > self.baseline_macro_f1
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
         return {**asdict(self), "beats_baseline": self.beats_baseline}
 

@@ -9,6 +9,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 from httpstub import HttpStub
 
+from dagster_project.assets.model import MODEL_CHECK_NAMES, failed_model_checks
 from dagster_project.definitions import ASSETS, build_defs
 from dagster_project.resources import build_resources
 from ticket_urgency.mlflow_utils import client
@@ -90,6 +91,9 @@ def test_materialize_everything_registers_promotes_and_reloads(
 
     mv = client(settings).get_model_version_by_alias(settings.model_name, "production")
     assert str(mv.version) == version
+    # the gate's guard: checks passed for this version, and for no other
+    assert failed_model_checks(instance, version) == []
+    assert failed_model_checks(instance, "999") == list(MODEL_CHECK_NAMES)
 
     (reload_call,) = api.requests
     assert reload_call.path == "/reload-model"
