@@ -1,0 +1,158 @@
+"""Reloading: a newly promoted version, failures that keep the old model, coalescing, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from serving_support import ADMIN, TICKET, make_settings, register
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+
+from serving.app import create_app
+from serving.metrics import Metrics
+from serving.state import ModelService
+
+pytestmark = pytest.mark.timeout(300)
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.mark.parametrize("uri_form", ["stage", "alias"])
+def test_reload_moves_to_a_newly_promoted_version(
+    tmp_path: Path, fitted: dict[str, Pipeline], uri_form: str
+) -> None:
+    extra = (
+        {"model_uri_override": "models:/ticket_urgency@production"} if uri_form == "alias" else {}
+    )
+    settings = make_settings(tmp_path, **extra)
+    register(settings, fitted["v1"])
+    with TestClient(create_app(settings)) as client:
+        before = client.post("/predict", json=TICKET).json()
+        assert before["model_version"] == 1
+        register(settings, fitted["v2"])
+        assert client.post("/predict", json=TICKET).json()["model_version"] == 1  # not yet
+        r = client.post("/reload-model", headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "status": "reloaded",
+            "previous_version": 1,
+            "model_version": 2,
+            "model_loaded": True,
+        }
+        after = client.post("/predict", json=TICKET).json()
+        assert after["model_version"] == 2
+        assert after["probabilities"] != before["probabilities"]
+        assert client.get("/model").json()["version"] == 2
+        assert "ticket_urgency_model_version 2.0" in client.get("/metrics").text
+
+
+def test_first_reload_makes_a_modelless_api_ready(
+    tmp_path: Path, fitted: dict[str, Pipeline]
+) -> None:
+    settings = make_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 503
+        register(settings, fitted["v1"])
+        r = client.post("/reload-model", headers=AUTH)
+        assert r.json() == {
+            "status": "reloaded",
+            "previous_version": None,
+            "model_version": 1,
+            "model_loaded": True,
+        }
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=TICKET).status_code == 200
+
+
+def test_broken_new_version_keeps_the_old_model(
+    tmp_path: Path, fitted: dict[str, Pipeline], tickets: tuple[object, object]
+) -> None:
+    import numpy as np
+
+    settings = make_settings(tmp_path)
+    register(settings, fitted["v1"])
+    with TestClient(create_app(settings)) as client:
+        before = client.post("/predict", json=TICKET).json()
+        # v2: a regressor, no predict_proba -> fails the smoke test
+        register(settings, LinearRegression().fit(np.eye(3), [0.0, 1.0, 2.0]))
+        r = client.post("/reload-model", headers=AUTH)
+        assert r.status_code == 502
+        body = r.json()
+        assert body["status"] == "failed" and body["model_version"] == 1
+        assert body["model_loaded"] is True and "predict_proba" in body["reason"]
+        assert client.post("/predict", json=TICKET).json() == before
+        assert client.get("/ready").status_code == 200
+        assert 'ticket_urgency_model_reloads_total{result="failed",trigger="request"} 1.0' in (
+            client.get("/metrics").text
+        )
+
+
+def test_missing_artifacts_keep_the_old_model(tmp_path: Path, fitted: dict[str, Pipeline]) -> None:
+    from mlflow import MlflowClient
+
+    settings = make_settings(tmp_path)
+    register(settings, fitted["v1"])
+    with TestClient(create_app(settings)) as client:
+        v2 = register(settings, fitted["v2"])
+        mlc = MlflowClient(settings.mlflow_tracking_uri)
+        source = mlc.get_model_version_download_uri(settings.model_name, v2)
+        local = Path(source.removeprefix("file://"))
+        assert local.exists(), source
+        shutil.rmtree(local)
+        r = client.post("/reload-model", headers=AUTH)
+        assert r.status_code in (502, 503), r.text
+        assert r.json()["model_version"] == 1 and r.json()["model_loaded"] is True
+        assert client.post("/predict", json=TICKET).json()["model_version"] == 1
+
+
+def test_registry_down_keeps_the_old_model(tmp_path: Path, fitted: dict[str, Pipeline]) -> None:
+    settings = make_settings(tmp_path)
+    register(settings, fitted["v1"])
+    with TestClient(create_app(settings)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        # point this worker's registry client at a server that is not there
+        from mlflow import MlflowClient
+
+        runtime.service._client = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")
+        r = client.post("/reload-model", headers=AUTH)
+        assert r.status_code == 503
+        assert r.json()["model_version"] == 1 and "registry" in r.json()["reason"]
+        assert client.post("/predict", json=TICKET).status_code == 200
+
+
+def test_concurrent_reloads_coalesce_and_same_version_is_a_noop(
+    tmp_path: Path, fitted: dict[str, Pipeline]
+) -> None:
+    settings = make_settings(tmp_path)
+    register(settings, fitted["v1"])
+    service = ModelService(settings, Metrics())
+
+    async def scenario() -> list[str]:
+        results = await asyncio.gather(*(service.reload("request") for _ in range(6)))
+        return [r.status for r in results]
+
+    assert asyncio.run(scenario()) == ["reloaded"] * 6
+    assert service.loads == 1
+    start = time.perf_counter()
+    again = asyncio.run(service.reload("request"))
+    assert again.status == "unchanged" and service.loads == 1
+    assert time.perf_counter() - start < 2.0
+
+
+def test_polling_converges_without_a_reload_call(
+    tmp_path: Path, fitted: dict[str, Pipeline]
+) -> None:
+    settings = make_settings(tmp_path, poll_seconds=0.3)
+    register(settings, fitted["v1"])
+    with TestClient(create_app(settings)) as client:
+        register(settings, fitted["v2"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if client.get("/health").json()["model_version"] == 2:
+                break
+            time.sleep(0.2)
+        assert client.get("/health").json()["model_version"] == 2
