@@ -10,7 +10,8 @@ from dagster import AssetCheckSeverity, DagsterInstance, materialize
 from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
 from dagster_project.checks import DATA_CHECKS
 from ticket_urgency.contract import ID_COLUMN, parse_tickets, to_csv_bytes
-from ticket_urgency.datasets import COMBINED_KEY, NEW_KEY, REFERENCE_KEY
+from ticket_urgency.datasets import COMBINED_KEY, NEW_KEY, REFERENCE_KEY, upload
+from ticket_urgency.generate import generate_dataset
 from ticket_urgency.storage import LocalStorage
 
 DATA_ASSETS = [reference_tickets, new_tickets, combined_tickets]
@@ -99,3 +100,15 @@ def test_duplicate_ids_in_combined_fail_the_unique_check(
     assert not check.passed
     assert str(reference[ID_COLUMN].iloc[0]) in str(check.description)
     assert not result.success
+
+
+def test_deliberate_reference_replacement_starts_a_new_baseline(
+    uploaded: LocalStorage, resources: dict[str, Any], instance: DagsterInstance
+) -> None:
+    assert _run(resources, instance).success
+    reference, _ = generate_dataset(300, 10, seed=99)
+    report = upload(uploaded, reference, None, replace_reference=True)
+    assert report.reference_status == "replaced"
+    result = _run(resources, instance)
+    assert result.success
+    assert _checks(result)["reference_unchanged"].passed

@@ -15,6 +15,7 @@ from dagster_project.resources import build_resources
 from ticket_urgency.mlflow_utils import client
 from ticket_urgency.settings import get_settings
 from ticket_urgency.storage import LocalStorage
+from ticket_urgency.testing import free_port
 
 FAST_CONFIG = {
     "ops": {
@@ -52,7 +53,8 @@ def test_materialize_everything_registers_promotes_and_reloads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with HttpStub(reply={"status": "reloaded", "model_version": "1"}) as api, HttpStub() as hook:
-        monkeypatch.setenv("TICKET_URGENCY_SERVING_URLS", api.url)
+        dead = f"http://127.0.0.1:{free_port()}"  # an instance that is down: a warning only
+        monkeypatch.setenv("TICKET_URGENCY_SERVING_URLS", f"{api.url},{dead}")
         monkeypatch.setenv("TICKET_URGENCY_ADMIN_TOKEN", "admin-secret")
         monkeypatch.setenv("TICKET_URGENCY_WEBHOOK_URL", hook.url)
         monkeypatch.setenv("TICKET_URGENCY_DRIFT_MIN_ROWS", "100")
@@ -85,6 +87,7 @@ def test_materialize_everything_registers_promotes_and_reloads(
     assert prod["decision"].value == "promoted"
     assert prod["previous_version"].value == "none"
     assert prod["reload_ok"].value == 1
+    assert prod["reload_failed"].value == 1
     drift = mats["drift_report"]
     assert drift["drift_detected"].value is True
     assert "| feature |" in drift["drift_scores"].value
@@ -98,7 +101,7 @@ def test_materialize_everything_registers_promotes_and_reloads(
     (reload_call,) = api.requests
     assert reload_call.path == "/reload-model"
     assert reload_call.headers["Authorization"] == "Bearer admin-secret"
-    events = [r.body["event"] for r in hook.requests]
-    assert events == ["drift_detected", "model_promoted"] or sorted(events) == sorted(
-        ["drift_detected", "model_promoted"]
-    )
+    events = sorted(r.body["event"] for r in hook.requests)
+    assert events == ["drift_detected", "model_promoted", "reload_failed"]
+    (failure,) = [r.body for r in hook.requests if r.body["event"] == "reload_failed"]
+    assert failure["failures"][0]["url"] == f"{dead}/reload-model"
