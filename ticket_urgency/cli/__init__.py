@@ -3,6 +3,7 @@
 from ticket_urgency.cli import (
     data,  # noqa: F401  (registers commands)
     drift,  # noqa: F401
+    loop,  # noqa: F401
     model,  # noqa: F401
     serve,  # noqa: F401
 )
