@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serving_support import make_settings, register, small_pipeline
+from serving_support import build_registry, copy_registry, small_pipeline
 from sklearn.pipeline import Pipeline
 
 from ticket_urgency.contract import FEATURE_COLUMNS
@@ -29,15 +30,28 @@ def fitted(tickets: tuple[pd.DataFrame, pd.DataFrame]) -> dict[str, Pipeline]:
     return {"v1": small_pipeline(1.0).fit(x, y), "v2": small_pipeline(0.2).fit(x, y)}
 
 
+@pytest.fixture(scope="session")
+def registry_template(
+    tmp_path_factory: pytest.TempPathFactory, fitted: dict[str, Pipeline]
+) -> Path:
+    """A registry with versions 1-4 (see ``build_registry``), built once per session."""
+    return build_registry(tmp_path_factory.mktemp("registry"), fitted)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, registry_template: Path) -> Settings:
+    """Settings on a private copy of the registry: version 1 is Production."""
+    return copy_registry(registry_template, tmp_path)
+
+
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, fitted: dict[str, Pipeline]
+    tmp_path_factory: pytest.TempPathFactory, registry_template: Path
 ) -> Iterator[tuple[TestClient, Settings]]:
-    """One app (module-wide) serving v1 of a fresh registry; read-only tests share it."""
+    """One app (module-wide) serving version 1; read-only tests share it."""
     from serving.app import create_app
 
     tmp = tmp_path_factory.mktemp("served")
-    settings = make_settings(tmp, batch_limit=50, max_body_bytes=4096)
-    register(settings, fitted["v1"])
+    settings = copy_registry(registry_template, tmp, batch_limit=50, max_body_bytes=4096)
     with TestClient(create_app(settings)) as client:
         yield client, settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def small_pipeline(c: float = 1.0) -> Pipeline:
     return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=500))])
 
 
-def register(settings: Settings, model: Any, *, promote: bool = True) -> str:
+def register(settings: Settings, model: Any, *, promote_it: bool = True) -> str:
     """Log ``model`` with plain MLflow, register it and (optionally) make it Production."""
     import mlflow
     import mlflow.sklearn
@@ -42,8 +43,14 @@ def register(settings: Settings, model: Any, *, promote: bool = True) -> str:
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment("serving-tests")
-    with mlflow.start_run() as run:
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    exp = client.get_experiment_by_name("serving-tests")
+    if exp is None:
+        root = Path(settings.storage).parent / "artifacts"
+        exp_id = client.create_experiment("serving-tests", artifact_location=str(root))
+    else:
+        exp_id = exp.experiment_id
+    with mlflow.start_run(experiment_id=exp_id):
         mlflow.log_metric("macro_f1", 0.5)
         info = mlflow.sklearn.log_model(
             model,
@@ -52,15 +59,51 @@ def register(settings: Settings, model: Any, *, promote: bool = True) -> str:
             pip_requirements=["scikit-learn"],
             registered_model_name=settings.model_name,
         )
-    assert run.info.run_id
     version = str(info.registered_model_version)
-    if promote:
-        client = MlflowClient(settings.mlflow_tracking_uri)
-        client.transition_model_version_stage(
-            settings.model_name, version, "Production", archive_existing_versions=True
-        )
-        client.set_registered_model_alias(settings.model_name, "production", version)
+    if promote_it:
+        promote(settings, version)
     return version
+
+
+def promote(settings: Settings, version: str) -> None:
+    """Stage ``version`` Production (archiving the old one) and point the alias at it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    client.transition_model_version_stage(
+        settings.model_name, version, "Production", archive_existing_versions=True
+    )
+    client.set_registered_model_alias(settings.model_name, "production", version)
+
+
+def build_registry(root: Path, fitted: dict[str, Any]) -> Path:
+    """Register, once per session, the versions the tests promote later.
+
+    1: ``fitted["v1"]`` (Production), 2: ``fitted["v2"]``, 3: a regressor without
+    ``predict_proba``, 4: ``fitted["v2"]`` with its artifacts deleted. Returns the database file.
+    """
+    import numpy as np
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LinearRegression
+
+    settings = make_settings(root)
+    register(settings, fitted["v1"])
+    register(settings, fitted["v2"], promote_it=False)
+    register(settings, LinearRegression().fit(np.eye(3), [0.0, 1.0, 2.0]), promote_it=False)
+    v4 = register(settings, fitted["v2"], promote_it=False)
+    source = MlflowClient(settings.mlflow_tracking_uri).get_model_version_download_uri(
+        settings.model_name, v4
+    )
+    local = Path(source.removeprefix("file://"))
+    assert local.is_dir(), source
+    shutil.rmtree(local)
+    return root / "mlflow.db"
+
+
+def copy_registry(template: Path, tmp: Path, **overrides: Any) -> Settings:
+    """Settings on a private copy of the session registry (artifacts are shared, read-only)."""
+    shutil.copyfile(template, tmp / "mlflow.db")
+    return make_settings(tmp, **overrides)
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serving_support import ADMIN, TICKET, make_settings
+from pydantic import SecretStr
+from serving_support import ADMIN, TICKET
 
 from serving.app import create_app
 from ticket_urgency.settings import Settings
@@ -197,15 +197,16 @@ def test_reload_auth(served: tuple[TestClient, Settings]) -> None:
     }
 
 
-def test_reload_refused_without_admin_token(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path, admin_token=None))) as client:
+def test_reload_refused_without_admin_token(registry: Settings) -> None:
+    with TestClient(create_app(registry.model_copy(update={"admin_token": None}))) as client:
         r = client.post("/reload-model", headers={"Authorization": "Bearer anything"})
         assert r.status_code == 403
         assert "TICKET_URGENCY_ADMIN_TOKEN" in r.json()["detail"]
 
 
-def test_starts_without_a_model_and_answers_503(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path))) as client:
+def test_starts_without_a_model_and_answers_503(registry: Settings) -> None:
+    settings = registry.model_copy(update={"model_name": "nothing_registered"})
+    with TestClient(create_app(settings)) as client:
         assert client.get("/health").json()["model_loaded"] is False
         assert client.get("/ready").status_code == 503
         r = client.post("/predict", json=TICKET)
@@ -220,11 +221,8 @@ def test_starts_without_a_model_and_answers_503(tmp_path: Path) -> None:
         assert "no model" in r.json()["reason"]
 
 
-def test_optional_predict_token(tmp_path: Path, fitted: dict[str, object]) -> None:
-    from serving_support import register
-
-    settings = make_settings(tmp_path, predict_token="p-token")
-    register(settings, fitted["v1"])
+def test_optional_predict_token(registry: Settings) -> None:
+    settings = registry.model_copy(update={"predict_token": SecretStr("p-token")})
     with TestClient(create_app(settings)) as client:
         assert client.post("/predict", json=TICKET).status_code == 401
         bad = client.post("/predict", json=TICKET, headers={"Authorization": "Bearer x"})

@@ -3,37 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_support import ADMIN, TICKET, make_settings, register
-from sklearn.linear_model import LinearRegression
-from sklearn.pipeline import Pipeline
+from serving_support import ADMIN, TICKET, promote
 
 from serving.app import create_app
 from serving.metrics import Metrics
 from serving.state import ModelService
+from ticket_urgency.settings import Settings
 
 pytestmark = pytest.mark.timeout(300)
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 @pytest.mark.parametrize("uri_form", ["stage", "alias"])
-def test_reload_moves_to_a_newly_promoted_version(
-    tmp_path: Path, fitted: dict[str, Pipeline], uri_form: str
-) -> None:
+def test_reload_moves_to_a_newly_promoted_version(registry: Settings, uri_form: str) -> None:
     extra = (
         {"model_uri_override": "models:/ticket_urgency@production"} if uri_form == "alias" else {}
     )
-    settings = make_settings(tmp_path, **extra)
-    register(settings, fitted["v1"])
+    settings = registry.model_copy(update=extra)
     with TestClient(create_app(settings)) as client:
         before = client.post("/predict", json=TICKET).json()
         assert before["model_version"] == 1
-        register(settings, fitted["v2"])
+        promote(settings, "2")
         assert client.post("/predict", json=TICKET).json()["model_version"] == 1  # not yet
         r = client.post("/reload-model", headers=AUTH)
         assert r.status_code == 200, r.text
@@ -50,13 +44,11 @@ def test_reload_moves_to_a_newly_promoted_version(
         assert "ticket_urgency_model_version 2.0" in client.get("/metrics").text
 
 
-def test_first_reload_makes_a_modelless_api_ready(
-    tmp_path: Path, fitted: dict[str, Pipeline]
-) -> None:
-    settings = make_settings(tmp_path)
+def test_first_reload_makes_a_modelless_api_ready(registry: Settings) -> None:
+    settings = registry.model_copy(update={"model_name": "not_yet"})
     with TestClient(create_app(settings)) as client:
         assert client.get("/ready").status_code == 503
-        register(settings, fitted["v1"])
+        settings.model_name = "ticket_urgency"  # the name that has a Production version
         r = client.post("/reload-model", headers=AUTH)
         assert r.json() == {
             "status": "reloaded",
@@ -68,17 +60,11 @@ def test_first_reload_makes_a_modelless_api_ready(
         assert client.post("/predict", json=TICKET).status_code == 200
 
 
-def test_broken_new_version_keeps_the_old_model(
-    tmp_path: Path, fitted: dict[str, Pipeline], tickets: tuple[object, object]
-) -> None:
-    import numpy as np
-
-    settings = make_settings(tmp_path)
-    register(settings, fitted["v1"])
+def test_broken_new_version_keeps_the_old_model(registry: Settings) -> None:
+    settings = registry
     with TestClient(create_app(settings)) as client:
         before = client.post("/predict", json=TICKET).json()
-        # v2: a regressor, no predict_proba -> fails the smoke test
-        register(settings, LinearRegression().fit(np.eye(3), [0.0, 1.0, 2.0]))
+        promote(settings, "3")  # a regressor, no predict_proba -> fails the smoke test
         r = client.post("/reload-model", headers=AUTH)
         assert r.status_code == 502
         body = r.json()
@@ -91,27 +77,22 @@ def test_broken_new_version_keeps_the_old_model(
         )
 
 
-def test_missing_artifacts_keep_the_old_model(tmp_path: Path, fitted: dict[str, Pipeline]) -> None:
-    from mlflow import MlflowClient
-
-    settings = make_settings(tmp_path)
-    register(settings, fitted["v1"])
+def test_missing_artifacts_keep_the_old_model(registry: Settings) -> None:
+    settings = registry
     with TestClient(create_app(settings)) as client:
-        v2 = register(settings, fitted["v2"])
-        mlc = MlflowClient(settings.mlflow_tracking_uri)
-        source = mlc.get_model_version_download_uri(settings.model_name, v2)
-        local = Path(source.removeprefix("file://"))
-        assert local.exists(), source
-        shutil.rmtree(local)
+        promote(settings, "4")  # its artifacts were deleted
         r = client.post("/reload-model", headers=AUTH)
         assert r.status_code in (502, 503), r.text
         assert r.json()["model_version"] == 1 and r.json()["model_loaded"] is True
         assert client.post("/predict", json=TICKET).json()["model_version"] == 1
 
 
-def test_registry_down_keeps_the_old_model(tmp_path: Path, fitted: dict[str, Pipeline]) -> None:
-    settings = make_settings(tmp_path)
-    register(settings, fitted["v1"])
+def test_registry_down_keeps_the_old_model(
+    registry: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    settings = registry
     with TestClient(create_app(settings)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         # point this worker's registry client at a server that is not there
@@ -124,11 +105,8 @@ def test_registry_down_keeps_the_old_model(tmp_path: Path, fitted: dict[str, Pip
         assert client.post("/predict", json=TICKET).status_code == 200
 
 
-def test_concurrent_reloads_coalesce_and_same_version_is_a_noop(
-    tmp_path: Path, fitted: dict[str, Pipeline]
-) -> None:
-    settings = make_settings(tmp_path)
-    register(settings, fitted["v1"])
+def test_concurrent_reloads_coalesce_and_same_version_is_a_noop(registry: Settings) -> None:
+    settings = registry
     service = ModelService(settings, Metrics())
 
     async def scenario() -> list[str]:
@@ -143,13 +121,10 @@ def test_concurrent_reloads_coalesce_and_same_version_is_a_noop(
     assert time.perf_counter() - start < 2.0
 
 
-def test_polling_converges_without_a_reload_call(
-    tmp_path: Path, fitted: dict[str, Pipeline]
-) -> None:
-    settings = make_settings(tmp_path, poll_seconds=0.3)
-    register(settings, fitted["v1"])
+def test_polling_converges_without_a_reload_call(registry: Settings) -> None:
+    settings = registry.model_copy(update={"poll_seconds": 0.3})
     with TestClient(create_app(settings)) as client:
-        register(settings, fitted["v2"])
+        promote(settings, "2")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if client.get("/health").json()["model_version"] == 2:
