@@ -21,7 +21,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,7 +117,7 @@ def load_training_data(settings: Settings, data: str = "combined") -> TrainingDa
         try:
             if data == "combined":
                 try:
-                    frame, _ = ensure_combined(storage)
+                    frame, _ = ensure_combined(storage, retention_days=settings.retention_days)
                     kind, source = "combined", storage.uri("datasets/combined_tickets.csv")
                 except DatasetMissingError:
                     frame = load_dataset(storage, REFERENCE_KEY, labels="required")
@@ -339,6 +339,7 @@ def train(
     search_grid: Sequence[Mapping[str, Any]] | None = SEARCH_GRID,
     compare_baseline: bool = True,
     register: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train, evaluate, log to MLflow and register a new model version.
 
@@ -358,6 +359,7 @@ def train(
         search_grid: Candidates for :func:`search`; None or empty skips the search.
         compare_baseline: Also fit the original design and log its held-out macro-F1.
         register: Register the logged model as a new version.
+        progress: Called with a short message as each long step starts.
 
     Returns:
         The run id, the registered version and the held-out metrics.
@@ -367,7 +369,9 @@ def train(
     """
     import mlflow
 
+    say = progress or (lambda _msg: None)
     td = load_training_data(settings, data)
+    say(f"training on {len(td.frame)} labelled rows of {td.source}")
     fixed = {"max_chars": settings.max_text_chars, **dict(params or {})}
     resolve_params(fixed)  # fail fast on unknown names
     storage: Storage = open_storage(settings.storage, settings)
@@ -376,6 +380,7 @@ def train(
     search_rows: list[dict[str, Any]] = []
     chosen = dict(fixed)
     if search_grid and len(train_df) >= 2 * MIN_ROWS:
+        say(f"searching {len(search_grid)} hyperparameter candidates on a validation split")
         fit_df, val_df = split_newest(train_df, 0.2, seed=1)
         if fit_df[LABEL_COLUMN].nunique() >= 2:
             chosen, search_rows = search(fit_df, val_df, fixed, search_grid)
@@ -386,6 +391,7 @@ def train(
         raise UserFacingError(
             f"{td.source}: some label has a single training row; every label needs at least two"
         )
+    say(f"fitting on {len(train_df)} rows, evaluating on {len(test_df)} held-out rows")
     pipe = model_module.build_pipeline(final_params)
     x_cols = list(FEATURE_COLUMNS)
     pipe.fit(train_df[x_cols], train_df[LABEL_COLUMN])
@@ -399,6 +405,7 @@ def train(
     metrics["n_train"] = float(len(train_df))
     metrics["n_test"] = float(len(test_df))
 
+    say("logging the run and registering the model in MLflow")
     with training_run(settings, run_name="train") as run:
         run_id = run.info.run_id
         mlflow.log_params({k: v for k, v in final_params.items()})

@@ -20,10 +20,11 @@ def train(
     """Train, evaluate, log the run to MLflow and register a new model version."""
     from ticket_urgency.training import train as do_train
 
+    def progress(message: str) -> None:
+        typer.echo(f"... {message}", err=True)
+
     with user_errors():
-        if not json_out:
-            typer.echo(f"training on {data} data (search, fit, evaluate, log)...", err=True)
-        result = do_train(settings(), data)
+        result = do_train(settings(), data, progress=progress)
     if json_out:
         emit_json({"run_id": result.run_id, "version": result.version, "metrics": result.metrics})
         return
