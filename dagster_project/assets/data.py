@@ -68,6 +68,15 @@ def reference_tickets(context: AssetExecutionContext, storage: TicketStorage) ->
 def new_tickets(context: AssetExecutionContext, storage: TicketStorage) -> MaterializeResult:
     """New production tickets (datasets/new_tickets.csv); labels optional, merged by ticket id."""
     store = storage.open()
+    if not store.exists(NEW_KEY):  # new data is optional: the reference alone can train
+        context.log.warning(f"{store.uri(NEW_KEY)} does not exist yet: no new data to monitor")
+        return MaterializeResult(
+            metadata={
+                "uri": MetadataValue.path(store.uri(NEW_KEY)),
+                "dagster/row_count": 0,
+                "status": "no new data uploaded yet",
+            }
+        )
     summary = summarize_dataset(store, NEW_KEY, labels="optional")
     if summary.contract_error:
         context.log.error(summary.contract_error)
@@ -80,9 +89,10 @@ def new_tickets(context: AssetExecutionContext, storage: TicketStorage) -> Mater
 def combined_tickets(context: AssetExecutionContext, storage: TicketStorage) -> MaterializeResult:
     """The retraining set: reference + labelled new rows (rebuilt when its inputs changed)."""
     store = storage.open()
-    state = combined_state(store)
+    retention_days = storage.settings().retention_days
+    state = combined_state(store, retention_days=retention_days)
     try:
-        _, rebuilt = ensure_combined(store)
+        _, rebuilt = ensure_combined(store, retention_days=retention_days)
         context.log.info(f"combined set {'rebuilt' if rebuilt else 'up to date'} ({state.reason})")
     except DataContractError as exc:  # e.g. duplicate ids: recorded, the checks fail on it
         rebuilt = not state.fresh

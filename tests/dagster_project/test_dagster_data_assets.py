@@ -112,3 +112,15 @@ def test_deliberate_reference_replacement_starts_a_new_baseline(
     result = _run(resources, instance)
     assert result.success
     assert _checks(result)["reference_unchanged"].passed
+
+
+def test_reference_alone_is_enough(
+    local_storage: LocalStorage, resources: dict[str, Any], instance: DagsterInstance
+) -> None:
+    reference, _ = generate_dataset(200, 0, seed=1)
+    upload(local_storage, reference, None)
+    result = _run(resources, instance)
+    assert result.success
+    mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
+    assert mats["new_tickets"].materialization.metadata["dagster/row_count"].value == 0
+    assert mats["combined_tickets"].materialization.metadata["dagster/row_count"].value == 200
