@@ -23,6 +23,7 @@ import pandas as pd
 from ticket_urgency.contract import (
     ID_COLUMN,
     LABEL_COLUMN,
+    TIME_COLUMN,
     Labels,
     labelled,
     parse_tickets,
@@ -133,10 +134,38 @@ def merge_new(
     return out, counts
 
 
-def build_combined(reference: pd.DataFrame, new: pd.DataFrame | None) -> pd.DataFrame:
-    """Return reference + the labelled rows of new data (the retraining set)."""
+def within_retention(new: pd.DataFrame, retention_days: int) -> pd.DataFrame:
+    """Return the rows of ``new`` inside the retention window (all rows when it is 0).
+
+    The window is the ``retention_days`` days up to the newest ``created_at`` of ``new``, not
+    up to the wall clock, so the combined set stays a pure function of the stored files (its
+    digest check stays valid and a rebuild is reproducible). Rows without a time count as
+    oldest (as in :func:`ticket_urgency.contract.sort_by_time`) and fall outside a window;
+    data without a ``created_at`` column cannot be windowed and is kept whole.
+    """
+    if retention_days <= 0 or new.empty or TIME_COLUMN not in new.columns:
+        return new
+    ts = pd.to_datetime(new[TIME_COLUMN], errors="coerce", utc=True, format="ISO8601")
+    newest = ts.max()
+    if pd.isna(newest):
+        return new
+    return new[ts > newest - pd.Timedelta(days=retention_days)]
+
+
+def build_combined(
+    reference: pd.DataFrame, new: pd.DataFrame | None, *, retention_days: int = 0
+) -> pd.DataFrame:
+    """Return reference + the labelled rows of new data (the retraining set).
+
+    Args:
+        reference: The frozen reference (always kept whole).
+        new: The stored new data, or None.
+        retention_days: Keep only new rows of the last ``retention_days`` days (by
+            ``created_at``, see :func:`within_retention`); 0 keeps all.
+    """
     if new is None or new.empty:
         return reference.reset_index(drop=True)
+    new = within_retention(new, retention_days)
     columns = list(dict.fromkeys([*reference.columns, *new.columns]))
     parts = [
         reference.reindex(columns=columns, fill_value=""),
@@ -153,8 +182,8 @@ class CombinedState:
     reason: str
 
 
-def combined_state(storage: Storage) -> CombinedState:
-    """Check the stored combined set against the digests of its inputs."""
+def combined_state(storage: Storage, *, retention_days: int = 0) -> CombinedState:
+    """Check the stored combined set against the digests of its inputs and the retention."""
     try:
         meta = json.loads(storage.read_bytes(COMBINED_META_KEY))
         combined = storage.read_bytes(COMBINED_KEY)
@@ -172,11 +201,18 @@ def combined_state(storage: Storage) -> CombinedState:
     stale = [k for k, v in expected.items() if meta.get(k) != v]
     if stale:
         return CombinedState(False, "digest mismatch: " + ", ".join(stale))
+    if meta.get("retention_days", 0) != retention_days:
+        return CombinedState(False, "retention window changed")
     return CombinedState(True, "matches its inputs")
 
 
-def rebuild_combined(storage: Storage) -> pd.DataFrame:
+def rebuild_combined(storage: Storage, *, retention_days: int = 0) -> pd.DataFrame:
     """Rebuild ``combined_tickets.csv`` from the stored reference and new data.
+
+    Args:
+        storage: The storage root.
+        retention_days: Retention window of the new rows (``settings.retention_days``;
+            0 = unbounded), see :func:`within_retention`.
 
     Returns:
         The combined frame.
@@ -191,7 +227,7 @@ def rebuild_combined(storage: Storage) -> pd.DataFrame:
         new_bytes, _ = storage.read_versioned(NEW_KEY)
         reference = parse_tickets(ref_bytes, storage.uri(REFERENCE_KEY), labels="required")
         new = parse_tickets(new_bytes, storage.uri(NEW_KEY)) if new_bytes else None
-        combined = build_combined(reference, new)
+        combined = build_combined(reference, new, retention_days=retention_days)
         data = to_csv_bytes(combined)
         storage.write_bytes(COMBINED_KEY, data)
         meta = {
@@ -201,21 +237,26 @@ def rebuild_combined(storage: Storage) -> pd.DataFrame:
             "rows": len(combined),
             "reference_rows": len(reference),
             "new_labelled_rows": len(combined) - len(reference),
+            "retention_days": retention_days,
             "built_at": datetime.now(UTC).isoformat(),
         }
         storage.write_bytes(COMBINED_META_KEY, json.dumps(meta, indent=2).encode())
     return combined
 
 
-def ensure_combined(storage: Storage) -> tuple[pd.DataFrame, bool]:
+def ensure_combined(storage: Storage, *, retention_days: int = 0) -> tuple[pd.DataFrame, bool]:
     """Return the combined set, rebuilding it first when it no longer matches its inputs.
+
+    Args:
+        storage: The storage root.
+        retention_days: Retention window of the new rows (0 = unbounded).
 
     Returns:
         ``(combined, rebuilt)``.
     """
-    if combined_state(storage).fresh:
+    if combined_state(storage, retention_days=retention_days).fresh:
         return parse_tickets(storage.read_bytes(COMBINED_KEY), storage.uri(COMBINED_KEY)), False
-    return rebuild_combined(storage), True
+    return rebuild_combined(storage, retention_days=retention_days), True
 
 
 @dataclass
@@ -295,6 +336,7 @@ def upload(
     new: pd.DataFrame | None,
     *,
     replace_reference: bool = False,
+    retention_days: int = 0,
 ) -> UploadReport:
     """Store a validated reference and/or new data, then rebuild the combined set.
 
@@ -307,6 +349,7 @@ def upload(
         reference: Validated reference tickets, or None to keep the stored one.
         new: Validated new tickets, or None.
         replace_reference: Archive and replace a different stored reference.
+        retention_days: Retention window of the combined set's new rows (0 = unbounded).
 
     Returns:
         The upload report.
@@ -327,7 +370,7 @@ def upload(
         report.unchanged, report.dropped = counts.unchanged, counts.dropped
         known = set(stored_ref[LABEL_COLUMN])
         report.new_labels = sorted(set(labelled(new)[LABEL_COLUMN]) - known)
-    combined = rebuild_combined(storage)
+    combined = rebuild_combined(storage, retention_days=retention_days)
     report.combined_rows = len(combined)
     report.new_rows = len(load_dataset(storage, NEW_KEY)) if storage.exists(NEW_KEY) else 0
     return report

@@ -214,7 +214,7 @@ def evaluation_set(settings: Settings, eval_path: str | None = None) -> tuple[pd
     else:
         storage = open_storage(settings.storage, settings)
         try:
-            combined, _ = ensure_combined(storage)
+            combined, _ = ensure_combined(storage, retention_days=settings.retention_days)
         except DatasetMissingError:
             raise UserFacingError(
                 f"no stored data in {settings.storage} to evaluate on: run `ticket-urgency "

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     promote_tolerance: float = Field(default=0.01, ge=0.0)
     promote_recall_drop: float = Field(default=0.05, ge=0.0)
     drift_min_rows: int = Field(default=500, ge=1)
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        description="Combined set keeps new rows of the last N days by created_at (0 = all).",
+    )
     retrain_cooldown_hours: float = Field(default=6.0, ge=0.0)
     reload_marker: str | None = Field(
         default=None,

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ticket_urgency.cli.app import app, emit_json, fail, open_configured_storage, user_errors
+from ticket_urgency.cli.app import (
+    app,
+    emit_json,
+    fail,
+    open_configured_storage,
+    settings,
+    user_errors,
+)
 
 
 @app.command()
@@ -58,7 +65,13 @@ def upload(
         ref_df = read_ticket_file(str(reference), labels="required") if reference else None
         new_df = read_ticket_file(str(new), labels="optional") if new else None
         storage = open_configured_storage()
-        report = do_upload(storage, ref_df, new_df, replace_reference=replace_reference)
+        report = do_upload(
+            storage,
+            ref_df,
+            new_df,
+            replace_reference=replace_reference,
+            retention_days=settings().retention_days,
+        )
     if json_out:
         emit_json(report.to_dict())
         return
