@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -467,8 +466,8 @@ def _univariate_nannyml(
     categorical: Sequence[str],
     continuous: Sequence[str],
     chunking: Chunking,
-) -> tuple[dict[str, list[dict[str, Any]]], Any]:
-    """Per-chunk univariate drift values (JS distance / KS D) and the NannyML figure."""
+) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, Any]]]:
+    """Per-chunk univariate drift values (JS distance / KS D) and NannyML's figures."""
     nml = _nannyml()
     columns = [*categorical, *continuous]
     calc = nml.UnivariateDriftCalculator(
@@ -492,7 +491,10 @@ def _univariate_nannyml(
             rec["value"] = r[(name, method, "value")]
             rec["upper_threshold"] = r[(name, method, "upper_threshold")]
             rec["nannyml_alert"] = r[(name, method, "alert")]
-    return per_feature, result.plot(kind="drift")
+    # One figure per feature: plotly's vertical period separators cost quadratic time in the
+    # number of subplots, so a single many-feature figure is far slower than these.
+    figures = [(name, result.filter(column_names=[name]).plot(kind="drift")) for name in columns]
+    return per_feature, figures
 
 
 def _multivariate_nannyml(
@@ -612,7 +614,8 @@ def _model_section(
     known = ref_p["y_true"].isin(classes)
     baseline = _macro_scores(ref_p.loc[known, "y_true"], ref_p.loc[known, "y_pred"], classes)
     section["reference_performance"] = baseline
-    new_lab = new_s[LABEL_COLUMN].astype(str).str.strip() != ""
+    new_labels = new_s[LABEL_COLUMN] if LABEL_COLUMN in new_s else pd.Series("", index=new_s.index)
+    new_lab = new_labels.fillna("").astype(str).str.strip() != ""
     if new_lab.any():
         y_true = new_s.loc[new_lab, LABEL_COLUMN].astype(str)
         realized: dict[str, Any] = dict(
@@ -783,8 +786,7 @@ def compute_drift(
         )
         for name, chunks in {**cat_chunks, **txt_chunks}.items():
             features[name]["chunks"] = chunks
-        figures += [("Univariate drift: ticket columns", cat_fig)]
-        figures += [("Univariate drift: text features", txt_fig)]
+        figures += [(f"Univariate drift: {name}", fig) for name, fig in [*cat_fig, *txt_fig]]
         timings["nannyml_univariate"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         say("nannyml: multivariate drift (data reconstruction)")
@@ -843,7 +845,7 @@ def compute_drift(
     rows = {
         "reference": n_ref,
         "new": n_new,
-        "new_labelled": int(len(labelled(new))),
+        "new_labelled": int(len(labelled(new))) if LABEL_COLUMN in new else 0,
         "reference_text_fit": len(fit_pos),
         "reference_text_compare": len(cmp_pos),
         "new_text_sample": len(new_text_pos),
@@ -949,89 +951,108 @@ def newest_fraction(df: pd.DataFrame, fraction: float = HELD_OUT_FRACTION) -> pd
     return rows.iloc[len(rows) - n :]
 
 
-def _training_snapshot(client: Any, run_id: str | None, storage: Storage) -> pd.DataFrame | None:
-    """The exact training data of a run, when its MLflow dataset input is a stored snapshot."""
-    from mlflow.exceptions import MlflowException
-
-    from ticket_urgency.contract import parse_tickets
+def _snapshot_key(uri: str | None) -> str | None:
+    """The storage key of a ``datasets/snapshots/<digest>.csv`` URI, if it is one."""
     from ticket_urgency.datasets import SNAPSHOT_PREFIX
+
+    marker = f"{SNAPSHOT_PREFIX}/"
+    if not uri or marker not in uri:
+        return None
+    name = uri.split(marker, 1)[1]
+    return f"{SNAPSHOT_PREFIX}/{name}" if name.endswith(".csv") and "/" not in name else None
+
+
+def _test_split_ids(settings: Settings, run_id: str | None) -> set[str] | None:
+    """Ticket ids of the training run's test split (its ``evaluation/test_predictions.csv``)."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     if not run_id:
         return None
     try:
-        run = client.get_run(run_id)
-    except MlflowException:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path="evaluation/test_predictions.csv",
+            tracking_uri=settings.mlflow_tracking_uri,
+        )
+    except (MlflowException, OSError):
         return None
-    for inp in getattr(run.inputs, "dataset_inputs", None) or []:
-        source = str(getattr(inp.dataset, "source", "") or "")
-        marker = f"{SNAPSHOT_PREFIX}/"
-        if marker not in source:
-            continue
-        name = source.split(marker, 1)[1].split('"', 1)[0].split("?", 1)[0]
-        key = f"{SNAPSHOT_PREFIX}/{name}"
-        if not name.endswith(".csv") or not storage.exists(key):
-            continue
-        return parse_tickets(storage.read_bytes(key), storage.uri(key))
-    return None
+    ids = pd.read_csv(path, usecols=["ticket_id"], dtype=str)["ticket_id"]
+    return set(ids.dropna())
+
+
+def held_out_rows(
+    settings: Settings,
+    storage: Storage,
+    reference: pd.DataFrame,
+    run_id: str | None,
+    snapshot_uri: str | None,
+) -> tuple[pd.DataFrame, str]:
+    """Choose labelled rows the model did not train on, for fitting CBPE.
+
+    In order of preference: the training run's test split (ids from its logged test
+    predictions, rows from its data snapshot); the newest 20% of the snapshot's labelled rows
+    (the training split convention); the newest 20% of the labelled reference rows.
+
+    Returns:
+        ``(rows, note)``; the note says which choice was made.
+    """
+    from ticket_urgency.contract import ID_COLUMN, parse_tickets
+
+    key = _snapshot_key(snapshot_uri)
+    snapshot = None
+    if key is not None and storage.exists(key):
+        snapshot = parse_tickets(storage.read_bytes(key), storage.uri(key))
+    ids = _test_split_ids(settings, run_id)
+    if snapshot is not None and ids:
+        held = labelled(snapshot[snapshot[ID_COLUMN].isin(ids)])
+        if len(held) >= 10:
+            return held, f"the training run's test split ({len(held)} rows of its data snapshot)"
+    if snapshot is not None and len(labelled(snapshot)) >= 10:
+        held = newest_fraction(snapshot)
+        return held, (
+            f"newest {HELD_OUT_FRACTION:.0%} of the labelled rows of the training snapshot "
+            f"({len(held)} rows; the training split convention)"
+        )
+    held = newest_fraction(reference)
+    return held, (
+        f"newest {HELD_OUT_FRACTION:.0%} of the labelled reference rows ({len(held)} rows); "
+        "the model's training data was not found, so these are held out only by convention"
+    )
 
 
 def load_production_model(
     settings: Settings, storage: Storage, reference: pd.DataFrame
 ) -> tuple[ModelInput | None, str]:
-    """Load the Production model and choose its held-out labelled rows.
-
-    Held-out rows are the newest 20% of the labelled rows of the model's training snapshot
-    (the run's MLflow dataset input pointing to ``datasets/snapshots/``), which the training
-    split tests on; without a readable snapshot, the newest 20% of the reference.
+    """Load the Production model (stage Production, else alias ``production``).
 
     Returns:
-        ``(model input or None, note)``; None with the reason when no model is registered or
-        it cannot be loaded.
+        ``(model input or None, note)``; None with the reason when no model is in production
+        or it cannot be used.
     """
-    import mlflow
-    import mlflow.sklearn
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    registry = settings.mlflow_registry_uri or settings.mlflow_tracking_uri
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(registry)
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=registry)
-    name = settings.model_name
+    from ticket_urgency.registry import load_model, production_version
+
+    version = production_version(settings)
+    if version is None:
+        return None, f"no version of {settings.model_name!r} is in production"
+    uri = f"models:/{version.name}/{version.version}"
     try:
-        with warnings.catch_warnings():  # stages are deprecated but are the design's contract
-            warnings.simplefilter("ignore", FutureWarning)
-            versions = client.get_latest_versions(name, stages=["Production"])
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-            return None, f"no model named {name!r} is registered"
-        raise
-    if not versions:
-        return None, f"no version of {name!r} is in stage Production"
-    mv = max(versions, key=lambda v: int(v.version))
-    uri = f"models:/{name}/{mv.version}"
-    try:
-        model = mlflow.sklearn.load_model(uri)
-    except (MlflowException, OSError, ValueError, ImportError, AttributeError) as exc:
+        loaded = load_model(settings, uri)
+    except (MlflowException, UserFacingError, OSError, ValueError, ImportError) as exc:
         return None, f"could not load {uri}: {exc}"
+    model = loaded.model
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         return None, f"{uri} has no predict_proba/classes_; model-aware monitoring skipped"
-    snapshot = _training_snapshot(client, mv.run_id, storage)
-    if snapshot is not None and len(labelled(snapshot)) >= 10:
-        held = newest_fraction(snapshot)
-        note = (
-            f"newest {HELD_OUT_FRACTION:.0%} of the labelled rows of the training snapshot "
-            f"({len(held)} rows; the training split's test set)"
-        )
-    else:
-        held = newest_fraction(reference)
-        note = (
-            f"newest {HELD_OUT_FRACTION:.0%} of the labelled reference rows ({len(held)} rows); "
-            "the training snapshot was not found, so these are held out only by convention"
-        )
-    return ModelInput(
-        model=model, version=str(mv.version), held_out=held, held_out_note=note, uri=uri
-    ), note
+    tags = dict(version.tags or {})
+    held, note = held_out_rows(
+        settings, storage, reference, loaded.run_id, tags.get("data_snapshot_uri")
+    )
+    info = ModelInput(
+        model=model, version=str(version.version), held_out=held, held_out_note=note, uri=uri
+    )
+    return info, note
 
 
 def load_inputs(storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1059,32 +1080,25 @@ def load_inputs(storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame]:
     return reference, new
 
 
-def _log_to_mlflow(
-    settings: Settings, storage: Storage, report: DriftReport, json_name: str, html_name: str
-) -> str:
-    """Log the report pair as artifacts of a monitoring run; return the run id."""
-    import mlflow
-    from mlflow.environment_variables import MLFLOW_RUN_ID
+def _log_to_mlflow(settings: Settings, report: DriftReport, json_name: str, html_name: str) -> str:
+    """Log the report pair as artifacts of a monitoring run; return the run id.
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri or settings.mlflow_tracking_uri)
-    if MLFLOW_RUN_ID.get():
-        # Inside `mlflow run`: log into the run MLflow already started.
-        ctx = mlflow.start_run()
-    else:
-        experiment_id = ensure_experiment(settings, storage)
-        ctx = mlflow.start_run(
-            experiment_id=experiment_id, run_name=RUN_NAME, tags={"type": "monitoring"}
-        )
-    with ctx as run:
+    Inside ``mlflow run`` (or a caller's active run) it logs into that run; otherwise it
+    starts a run named ``drift-monitoring`` in the project's experiment.
+    """
+    import mlflow
+
+    from ticket_urgency.mlflow_utils import training_run
+
+    with training_run(settings, run_name=RUN_NAME) as run:
         mlflow.set_tags({"type": "monitoring", "drift_status": report.status})
         mlflow.log_params(
             {
-                "alpha": report.decision["alpha"],
-                "categorical_threshold": report.decision["categorical_threshold"],
-                "continuous_threshold": report.decision["continuous_threshold"],
-                "min_rows": report.decision["min_rows"],
-                "model_version": report.model.get("version"),
+                "drift_alpha": report.decision["alpha"],
+                "drift_categorical_threshold": report.decision["categorical_threshold"],
+                "drift_continuous_threshold": report.decision["continuous_threshold"],
+                "drift_min_rows": report.decision["min_rows"],
+                "drift_model_version": report.model.get("version"),
             }
         )
         metrics = {
@@ -1104,29 +1118,6 @@ def _log_to_mlflow(
         mlflow.log_dict(report.to_dict(), f"{MONITORING_PREFIX}/{json_name}")
         mlflow.log_text(report.html, f"{MONITORING_PREFIX}/{html_name}")
     return run_id
-
-
-def ensure_experiment(settings: Settings, storage: Storage) -> str:
-    """Return the id of ``settings.experiment_name``, creating it with artifacts under
-    ``mlflow/`` in the storage when it does not exist yet."""
-    from pathlib import Path
-
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    exp = mlflow.get_experiment_by_name(settings.experiment_name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    location = storage.uri("mlflow")
-    if "://" not in location:
-        location = Path(location).as_uri()
-    try:
-        return str(mlflow.create_experiment(settings.experiment_name, artifact_location=location))
-    except MlflowException:  # created concurrently
-        exp = mlflow.get_experiment_by_name(settings.experiment_name)
-        if exp is None:
-            raise
-        return str(exp.experiment_id)
 
 
 def run_drift(
@@ -1181,7 +1172,7 @@ def run_drift(
     report.html_uri = store.uri(f"{MONITORING_PREFIX}/{html_name}")
     if log_mlflow:
         say("logging the report to MLflow")
-        _log_to_mlflow(settings, store, report, json_name, html_name)
+        _log_to_mlflow(settings, report, json_name, html_name)
     store.write_bytes(f"{MONITORING_PREFIX}/{html_name}", report.html.encode("utf-8"))
     store.write_bytes(
         f"{MONITORING_PREFIX}/{json_name}",

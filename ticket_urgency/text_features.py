@@ -116,6 +116,7 @@ class TextFeaturizer:
     _idf: np.ndarray | None = None
     _seen: np.ndarray | None = None
     _urgent: np.ndarray | None = None
+    _columns: np.ndarray | None = None
     _svd: TruncatedSVD | None = None
     _kmeans: MiniBatchKMeans | None = None
     _n_dims: int = 0
@@ -157,6 +158,11 @@ class TextFeaturizer:
         self._seen = (doc_freq >= cfg.min_token_df).astype(np.float32)
         n_docs = max(counts.shape[0], 1)
         self._idf = (np.log((1 + n_docs) / (1 + doc_freq)) + 1).astype(np.float32)
+        # The projection only uses buckets seen in the fit sample: a few thousand columns
+        # instead of hash_features keeps the SVD cheap.
+        self._columns = np.flatnonzero(self._seen)
+        if self._columns.size < 2:
+            self._columns = np.arange(min(2, cfg.hash_features))
         tfidf = self._tfidf(counts)
         n_dims = max(1, min(cfg.n_components + 5, tfidf.shape[0] - 1, tfidf.shape[1] - 1))
         self._svd = TruncatedSVD(n_components=n_dims, random_state=cfg.seed, algorithm="randomized")
@@ -170,10 +176,10 @@ class TextFeaturizer:
         return self
 
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        assert self._idf is not None
-        x = counts.copy()
+        assert self._idf is not None and self._columns is not None
+        x = sp.csr_matrix(counts[:, self._columns])
         x.data = np.log1p(x.data)
-        x = sp.csr_matrix(x.multiply(self._idf[None, :]))
+        x = sp.csr_matrix(x.multiply(self._idf[self._columns][None, :]))
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
