@@ -324,10 +324,17 @@ def append_new(storage: Storage, incoming: pd.DataFrame, reference_ids: set[str]
         existing = parse_tickets(current, storage.uri(NEW_KEY)) if current else None
         merged, counts = merge_new(existing, incoming, reference_ids)
         result["counts"] = counts
+        if merged.empty:  # nothing stored and every row dropped: a header-only file would
+            raise _NothingToStore  # break the contract and every later upload
         return to_csv_bytes(merged)
 
-    update_object(storage, NEW_KEY, apply)
+    with contextlib.suppress(_NothingToStore):
+        update_object(storage, NEW_KEY, apply)
     return result["counts"]
+
+
+class _NothingToStore(Exception):
+    """Internal: the merge left no rows, so no new-data file is written."""
 
 
 def upload(
