@@ -21,7 +21,7 @@ _PHONE = re.compile(
     r"(?:\+\d{1,3}[\s.-]?)?"
     r"(?:\(\d{1,4}\)[\s.-]?)?"
     r"\d{1,15}(?:[\s.-]\d{1,8}){0,5}"
-    r"(?![\w/-]|\.\d)"
+    r"(?![\w/:-]|\.\d)"
 )
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -32,7 +32,7 @@ def _phone(match: re.Match[str]) -> str:
     digits = sum(ch.isdigit() for ch in text)
     plus_or_paren = text.startswith("+") or "(" in text
     separated = any(ch in " .-" for ch in text.strip())
-    if _DATE.fullmatch(text) or _IPV4.fullmatch(text):
+    if _DATE.match(text) or _IPV4.fullmatch(text):
         return text
     if plus_or_paren and 7 <= digits <= 15:
         return PHONE_MASK
