@@ -4,6 +4,8 @@ everything it logged and registered; plus the split, data loading and run-contex
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +150,28 @@ def test_registered_version_has_signature_example_and_predicts_raw_columns(
     assert set(pred) <= {"low", "medium", "high", "critical"} and len(pred) == 8
     sk = mlflow.sklearn.load_model("models:/ticket_urgency/1")
     assert sk.predict_proba(raw).shape == (8, 4)
+
+
+def test_logged_model_loads_without_the_ticket_urgency_package(
+    trained: Trained, trained_env: Settings
+) -> None:
+    """The cloudpickle artifact carries our transformer by value: sklearn alone can run it."""
+    local = mlflow.artifacts.download_artifacts(
+        "models:/ticket_urgency/1", tracking_uri=trained_env.mlflow_tracking_uri
+    )
+    script = (
+        "import sys, cloudpickle, pandas as pd\n"
+        "sys.modules['ticket_urgency'] = None  # any import of the package fails\n"
+        f"model = cloudpickle.load(open({str(Path(local) / 'model.pkl')!r}, 'rb'))\n"
+        "row = pd.DataFrame([{'title': 'Site down', 'description': 'all users see 500',"
+        " 'source': 'phone', 'customer_tier': 'Gold'}])\n"
+        "print(model.predict(row)[0])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd="/"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() in {"low", "medium", "high", "critical"}
 
 
 def test_input_example_masks_emails_and_phone_numbers() -> None:
