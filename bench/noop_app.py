@@ -1,8 +1,8 @@
 """A no-op FastAPI app with the same request model as ``POST /predict`` (the throughput ceiling).
 
 It parses and validates the body with :class:`serving.schemas.TicketIn` exactly like
-``/predict`` does, and answers a constant prediction encoded the same way (orjson), so the difference between it and the
-real API is the model work, the prediction log and the metrics.
+``/predict`` does, and answers a constant prediction encoded the same way (orjson), so the
+difference between it and the real API is the model work, the prediction log and the metrics.
 
 Run: ``uvicorn bench.noop_app:app --port 8002 --workers 1``.
 """
