@@ -5,6 +5,7 @@ from dagster import Definitions, in_process_executor, multiprocess_executor
 from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
 from dagster_project.assets.model import production_model, ticket_urgency_model
 from dagster_project.assets.monitoring import drift_report
+from dagster_project.assets.partitioned import drift_daily, new_tickets_daily
 from dagster_project.checks import DATA_CHECKS, MODEL_CHECKS
 from dagster_project.jobs import drift_monitoring_job, retrain_job
 from dagster_project.resources import build_resources
@@ -20,6 +21,9 @@ ASSETS = [
     ticket_urgency_model,
     production_model,
 ]
+# Off by default: a partitioned asset needs a partition key, so with these defined
+# `dagster asset materialize --select '*'` would refuse to run the unpartitioned graph.
+DAILY_ASSETS = [new_tickets_daily, drift_daily]
 
 
 def build_defs(settings: Settings | None = None) -> Definitions:
@@ -30,7 +34,7 @@ def build_defs(settings: Settings | None = None) -> Definitions:
     """
     s = settings or get_settings()
     return Definitions(
-        assets=ASSETS,
+        assets=[*ASSETS, *(DAILY_ASSETS if s.daily_partitions else [])],
         asset_checks=[*DATA_CHECKS, *MODEL_CHECKS],
         jobs=[drift_monitoring_job, retrain_job],
         schedules=[daily_drift_schedule],

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         ge=0,
         description="Combined set keeps new rows of the last N days by created_at (0 = all).",
     )
+    daily_partitions: bool = Field(
+        default=False,
+        description="Dagster: also define the daily-partitioned new_tickets_daily and drift_daily.",
+    )
     retrain_cooldown_hours: float = Field(default=6.0, ge=0.0)
     reload_marker: str | None = Field(
         default=None,
