@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -271,9 +272,7 @@ def _fast_vectorizer(est: Any) -> Callable[[list[str]], Any] | None:
         # CountVectorizer builds (it sorts the indices of each row).
         per_doc = [features(doc) for doc in docs]
         lengths = np.fromiter((len(f) for f in per_doc), dtype=np.int64, count=len(per_doc))
-        flat = np.fromiter(
-            (i for f in per_doc for i in f), dtype=np.int64, count=int(lengths.sum())
-        )
+        flat = np.fromiter(chain.from_iterable(per_doc), dtype=np.int64, count=int(lengths.sum()))
         rows = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
         keys, counts = np.unique(rows * n_features + flat, return_counts=True)
         key_rows = keys // n_features
