@@ -508,7 +508,7 @@ def test_normal_input_is_accepted_and_kept_exactly(tmp_path: Path) -> None:
     store = tmp_path / "store"
     good_ref, _ = good_files(tmp_path)
     trace = 'Traceback (most recent call last):\n  File "app.py", line 3, in <module>\n' * 40
-    long_text = ("Der Server antwortet nicht; 服务器没有响应。 🔥 " * 1200)[:50_000]
+    long_text = ("Der Server antwortet nicht; 服务器没有响应。 🔥 " * 2000)[:50_000]
     rows = pd.DataFrame(
         {
             "ticket_id": ["u-1", "u-2", "u-3", "u-4", "u-5"],
