@@ -61,6 +61,7 @@ def _register_small_model(settings: Settings, storage: LocalStorage, reference: 
             name="model",
             registered_model_name=settings.model_name,
             serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],  # skip slow requirement inference
         )
     client = MlflowClient(settings.mlflow_tracking_uri)
     client.set_model_version_tag(settings.model_name, "1", "data_snapshot_uri", uri)

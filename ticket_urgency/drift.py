@@ -96,8 +96,8 @@ class DriftConfig:
     categorical_threshold: float = 0.10
     continuous_threshold: float = 0.10
     min_rows: int = 500
-    text_sample_rows: int = 50_000
-    model_sample_rows: int = 20_000
+    text_sample_rows: int = 20_000
+    model_sample_rows: int = 10_000
     max_chunks: int = 40
     min_chunk_rows: int = 100
     nannyml: bool = True

@@ -73,7 +73,7 @@ class TextFeatureConfig:
     n_topics: int = 6
     hash_features: int = 2**18
     max_chars: int = 1000
-    fit_rows: int = 20_000
+    fit_rows: int = 10_000
     min_token_df: int = 2
     seed: int = 0
 
