@@ -52,3 +52,43 @@ def test_gcs_deployment_needs_a_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     with pytest.raises(ValueError, match="gs://bucket"):
         build_resources(get_settings())
+
+
+def test_gcs_deployment_materializes_the_whole_graph(
+    gcs_storage: GCSStorage, gcs_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data, drift, train + register, promote: every artifact lands in the bucket."""
+    from dagster_project.definitions import ASSETS
+
+    monkeypatch.setenv("TICKET_URGENCY_DEPLOYMENT", "gcs")
+    monkeypatch.setenv("TICKET_URGENCY_DRIFT_MIN_ROWS", "100")
+    get_settings.cache_clear()
+    settings = get_settings()
+    reference, new = generate_dataset(600, 300, drift="topic", seed=5)
+    upload(gcs_storage, reference, new)
+    defs = build_defs(settings)
+    fast = {
+        "ops": {
+            "drift_report": {"config": {"nannyml": False}},
+            "ticket_urgency_model": {"config": {"search": False, "compare_baseline": False}},
+        }
+    }
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [*ASSETS, *(defs.asset_checks or [])],
+            resources=build_resources(settings),
+            instance=instance,
+            run_config=fast,
+        )
+    assert result.success
+    mats = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
+    assert mats["production_model"]["decision"].value == "promoted"
+    bucket = settings.storage
+    assert str(mats["drift_report"]["report_uri"].value).startswith(f"{bucket}/monitoring/")
+    assert str(mats["ticket_urgency_model"]["snapshot_uri"].value).startswith(
+        f"{bucket}/datasets/snapshots/"
+    )
+    assert any(k.endswith("/MLmodel") for k in gcs_storage.list("mlflow/"))
