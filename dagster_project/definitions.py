@@ -3,6 +3,7 @@
 from dagster import Definitions, in_process_executor, multiprocess_executor
 
 from dagster_project.assets.data import combined_tickets, new_tickets, reference_tickets
+from dagster_project.assets.loop import batch_predictions, served_tickets
 from dagster_project.assets.model import production_model, ticket_urgency_model
 from dagster_project.assets.monitoring import drift_report
 from dagster_project.assets.partitioned import drift_daily, new_tickets_daily
@@ -20,10 +21,11 @@ ASSETS = [
     drift_report,
     ticket_urgency_model,
     production_model,
+    batch_predictions,
 ]
 # Off by default: a partitioned asset needs a partition key, so with these defined
 # `dagster asset materialize --select '*'` would refuse to run the unpartitioned graph.
-DAILY_ASSETS = [new_tickets_daily, drift_daily]
+DAILY_ASSETS = [new_tickets_daily, drift_daily, served_tickets]
 
 
 def build_defs(settings: Settings | None = None) -> Definitions:
