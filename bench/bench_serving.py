@@ -316,7 +316,7 @@ def run(
     finally:
         for proc in procs.values():
             stop(proc)
-    starts = [startup["ours"], *cold_start(workdir, 1 if quick else 2)]
+    starts = [startup["ours"], *cold_start(workdir, 0 if quick else 2)]
     ours64, ours1 = load["ours_c64"], load["ours_c1"]
     ratios = {
         "ours_over_mlflow_c64": ratio(ours64["rps"], load["mlflow_c64"]["rps"])
