@@ -40,21 +40,56 @@ curl -sS -X POST "localhost:$PORT/predict" -H "Content-Type: application/json" \
   -d '{"title": "Application running slow", "description": "Report export stuck at 80 percent for several minutes.", "source": "web", "customer_tier": "Gold"}'
 echo
 
-step "8. more labelled data arrives: upload it, retrain, promote"
+step "8. this week's tickets are served: 300 predictions through /predict/batch (logged to data/predictions/)"
 ticket-urgency generate --out "$GEN_DIR/week2" --rows 10 --new-rows 1500 --drift topic --seed 2
-ticket-urgency upload --new "$GEN_DIR/week2/new_tickets.csv"
+python - "$GEN_DIR/week2" <<'PY'
+import json, sys
+import pandas as pd
+d = pd.read_csv(f"{sys.argv[1]}/new_tickets.csv", dtype=str, keep_default_na=False)
+served = d.head(300)
+cols = ["ticket_id", "title", "description", "source", "customer_tier"]
+with open(f"{sys.argv[1]}/batch.json", "w") as fh:
+    json.dump({"tickets": served[cols].to_dict("records")}, fh)
+served.to_csv(f"{sys.argv[1]}/late_labels.csv", index=False)   # the agents' verdicts, days later
+d.iloc[300:].to_csv(f"{sys.argv[1]}/more_labelled.csv", index=False)
+PY
+curl -sS -o /dev/null -w "batch: HTTP %{http_code}\n" -X POST "localhost:$PORT/predict/batch" \
+  -H "Content-Type: application/json" --data @"$GEN_DIR/week2/batch.json"
+sleep 3   # the prediction log is flushed in batches, off the request path
+
+step "9. served tickets become new data (unlabelled), then late labels arrive and more labelled data"
+ticket-urgency ingest-predictions
+ticket-urgency upload --new "$GEN_DIR/week2/late_labels.csv"
+ticket-urgency upload --new "$GEN_DIR/week2/more_labelled.csv"
+
+step "10. drift again: estimated (CBPE) and realized performance of the Production model"
+ticket-urgency drift --json > "$GEN_DIR/drift.json" || true
+python - "$GEN_DIR/drift.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+m = r.get("model") or {}
+print("drift_detected:", r.get("drift_detected"), "| status:", r.get("status"))
+print("estimated performance:", json.dumps(m.get("estimated_performance"))[:300])
+print("realized performance: ", json.dumps(m.get("realized_performance"))[:300])
+PY
+
+step "11. retrain on combined (reference + labelled new rows), then the promotion gate"
 ticket-urgency train
 if ! ticket-urgency promote --json | tee "$GEN_DIR/promote.json" | grep -q '"promoted": true'; then
+  cat "$GEN_DIR/promote.json"
   echo "(the gate kept the champion; forcing the challenger so the demo can show a reload)"
   ticket-urgency promote --force
 fi
 
-step "9. reload the running API without a redeploy, then predict again: the version changed"
+step "12. reload the running API without a redeploy, then predict again: the version changed"
 curl -sS -X POST "localhost:$PORT/reload-model" -H "Authorization: Bearer $TICKET_URGENCY_ADMIN_TOKEN"
 echo
 curl -sS -X POST "localhost:$PORT/predict" -H "Content-Type: application/json" \
   -d '{"title": "Application running slow", "description": "Report export stuck at 80 percent for several minutes.", "source": "web", "customer_tier": "Gold"}'
 echo
 curl -sS "localhost:$PORT/model"; echo
+
+step "13. batch scoring of a file with the Production model"
+ticket-urgency predict --in "$GEN_DIR/week2/more_labelled.csv" --out "$GEN_DIR/week2/scored.csv"
 
 step "done: open the MLflow UI with '.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db' and Dagster with '.venv/bin/dagster dev -m dagster_project'"
