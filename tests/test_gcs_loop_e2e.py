@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -217,3 +218,11 @@ def test_full_loop_on_gcs(
     assert len(lines) == 5, f"{len(lines)} logged predictions\n{log_path.read_text()[-3000:]}"
     assert all(k.startswith(f"predictions/{today}/") for k in keys), keys
     assert sorted(str(r["model_version"]) for r in lines) == ["1", "2", "2", "2", "2"]
+
+    # batch predict through the CLI: the Production model (v2) straight from gs://bucket/mlflow
+    scored_path = tmp_path / "scored.csv"
+    cli("predict", "--in", str(files / "new_tickets.csv"), "--out", str(scored_path))
+    scored = pd.read_csv(scored_path, dtype=str, keep_default_na=False)
+    assert len(scored) == 600
+    assert set(scored["model_version"]) == {"2"}
+    assert set(scored["prediction"]) <= set(out["probabilities"])
