@@ -10,7 +10,7 @@ PORT ?= 8765
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --quiet
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4,<1"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock -e ".[all]"
 	@touch $(STAMP)
