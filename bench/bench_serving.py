@@ -107,7 +107,7 @@ def new_production_version(workdir: Path) -> str:
 
     settings = use_project(workdir)
     current = production_version(settings)
-    assert current is not None
+    assert current is not None and current.source is not None
     mv = make_client(settings).create_model_version(
         settings.model_name, source=current.source, run_id=current.run_id
     )
