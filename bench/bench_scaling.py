@@ -141,17 +141,19 @@ def run(*, full: bool, quick: bool, out_dir: Path | None = None) -> dict[str, An
         drift_sizes = [100_000] + ([1_000_000] if full else [])
         params = {}
     result: dict[str, Any] = {"full": full, "quick": quick, "params": params}
+    name = "scaling_quick" if quick else "scaling"
     result["training"] = []
     for n in train_sizes:
         r = time_training(n, params)
         print(f"train {n:>9,} rows: {r['seconds']:8.1f} s  peak {r['peak_rss_mb']:8.0f} MB")
         result["training"].append(r)
+        write_json(name, result, out_dir)  # partial results survive an interrupted run
     result["drift"] = []
     for n in drift_sizes:
         r = time_drift(n, out_dir)
         print(f"drift {n:>9,} rows: {r['seconds']:8.1f} s  peak {r['peak_rss_mb']:8.0f} MB")
         result["drift"].append(r)
-    name = "scaling_quick" if quick else "scaling"
+        write_json(name, result, out_dir)
     png = out_dir / f"{name}.png"
     plot(result, png)
     result["plot"] = png.name
