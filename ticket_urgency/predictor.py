@@ -719,11 +719,12 @@ def load_model(
     import mlflow.sklearn
 
     client = client or make_client(settings)
+    # artifact URIs such as mlflow-artifacts:/ resolve through the tracking server
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri or settings.mlflow_tracking_uri)
     start = time.perf_counter()
     try:
-        pipeline = mlflow.sklearn.load_model(ref.version_uri)
+        location = client.get_model_version_download_uri(ref.name, ref.version)
+        pipeline = mlflow.sklearn.load_model(location)
     except Exception as exc:
         raise ModelLoadError(f"could not load {ref.version_uri}: {exc}") from exc
     model = wrap_model(ref, pipeline, metrics=run_metrics(client, ref.run_id))

@@ -43,7 +43,7 @@ def register(settings: Settings, model: Any, *, promote_it: bool = True) -> str:
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     exp = client.get_experiment_by_name("serving-tests")
     if exp is None:
         root = Path(settings.storage).parent / "artifacts"
@@ -69,7 +69,7 @@ def promote(settings: Settings, version: str) -> None:
     """Stage ``version`` Production (archiving the old one) and point the alias at it."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     client.transition_model_version_stage(
         settings.model_name, version, "Production", archive_existing_versions=True
     )
@@ -91,7 +91,8 @@ def build_registry(root: Path, fitted: dict[str, Any]) -> Path:
     register(settings, fitted["v2"], promote_it=False)
     register(settings, LinearRegression().fit(np.eye(3), [0.0, 1.0, 2.0]), promote_it=False)
     v4 = register(settings, fitted["v2"], promote_it=False)
-    source = MlflowClient(settings.mlflow_tracking_uri).get_model_version_download_uri(
+    uri = settings.mlflow_tracking_uri
+    source = MlflowClient(uri, uri).get_model_version_download_uri(
         settings.model_name, v4
     )
     local = Path(source.removeprefix("file://"))
