@@ -449,6 +449,17 @@ def _linear_decision(est: Any) -> Callable[[Any], np.ndarray] | None:
     return decision
 
 
+def _sigmoid(
+    a: float, b: float, expit: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The prediction of a fitted ``_SigmoidCalibration``: ``expit(-(a * t + b))``."""
+
+    def predict(t: np.ndarray) -> np.ndarray:
+        return expit(-(a * t + b))
+
+    return predict
+
+
 def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
     """``predict_proba`` of a fitted linear or calibrated linear classifier, without validation.
 
@@ -485,8 +496,7 @@ def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
             cals: list[Callable[[np.ndarray], np.ndarray]] = []
             for cal in cc.calibrators:
                 if isinstance(cal, _SigmoidCalibration):
-                    a, b = cal.a_, cal.b_
-                    cals.append(lambda t, a=a, b=b: expit(-(a * t + b)))
+                    cals.append(_sigmoid(float(cal.a_), float(cal.b_), expit))
                 else:
                     cals.append(cal.predict)
             parts.append((decision, pos, cals, int(cc.classes.shape[0])))

@@ -92,9 +92,7 @@ def build_registry(root: Path, fitted: dict[str, Any]) -> Path:
     register(settings, LinearRegression().fit(np.eye(3), [0.0, 1.0, 2.0]), promote_it=False)
     v4 = register(settings, fitted["v2"], promote_it=False)
     uri = settings.mlflow_tracking_uri
-    source = MlflowClient(uri, uri).get_model_version_download_uri(
-        settings.model_name, v4
-    )
+    source = MlflowClient(uri, uri).get_model_version_download_uri(settings.model_name, v4)
     local = Path(source.removeprefix("file://"))
     assert local.is_dir(), source
     shutil.rmtree(local)
