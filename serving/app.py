@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -114,4 +115,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_cap=settings.max_body_bytes,
     )
     app.include_router(router)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema plus this app's batch limit (a setting, not in the models)."""
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            tickets = schema["components"]["schemas"]["BatchIn"]["properties"]["tickets"]
+            tickets["maxItems"] = settings.batch_limit
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

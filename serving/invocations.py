@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -70,6 +71,15 @@ def _records_from_inputs(inputs: Any, key: str) -> list[Any]:
     raise InvocationError(422, [{"loc": ["body", key], "msg": "must be a list of records"}])
 
 
+def _missing_columns(header: Sequence[str]) -> str | None:
+    """What a CSV header lacks (every ticket needs source, tier and a title or description)."""
+    names = {h.strip() for h in header}
+    missing = [c for c in ("source", "customer_tier") if c not in names]
+    if not names & {"title", "description"}:
+        missing.append("title or description")
+    return ", ".join(missing) or None
+
+
 def parse_invocation(body: bytes, content_type: str | None) -> tuple[list[TicketIn], str]:
     """Parse a scoring request into validated tickets.
 
@@ -93,7 +103,14 @@ def parse_invocation(body: bytes, content_type: str | None) -> tuple[list[Ticket
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvocationError(422, f"body is not UTF-8: {exc}") from exc
-        records: list[Any] = list(csv.DictReader(io.StringIO(text)))
+        reader = csv.DictReader(io.StringIO(text))
+        missing = _missing_columns(reader.fieldnames or [])
+        if missing:
+            raise InvocationError(
+                422,
+                [{"loc": ["body", "csv"], "msg": f"CSV header lacks {missing}", "type": "missing"}],
+            )
+        records: list[Any] = list(reader)
         key = "csv"
     elif mime in ("application/json", ""):
         try:

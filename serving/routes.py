@@ -24,6 +24,14 @@ from serving.state import public_version
 
 router = APIRouter()
 
+_SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be decoded (not UTF-8)"},
+    401: {"description": "No bearer token (only when a prediction token is configured)"},
+    403: {"description": "Wrong prediction token"},
+    413: {"description": "Request body larger than the cap of the endpoint"},
+    503: {"description": "No model loaded yet"},
+}
+
 
 class JSONBytes(Response):
     """A JSON response encoded with orjson (numpy-aware)."""
@@ -42,7 +50,7 @@ def _row(ticket: TicketIn) -> dict[str, Any]:
     "/predict",
     response_model=PredictionOut,
     dependencies=[PredictAuth],
-    responses={503: {"description": "No model loaded yet"}},
+    responses=_SCORING_ERRORS,
 )
 async def predict(ticket: TicketIn, runtime: RuntimeDep, model: ModelDep) -> Response:
     """Classify the urgency of one ticket."""
@@ -50,7 +58,12 @@ async def predict(ticket: TicketIn, runtime: RuntimeDep, model: ModelDep) -> Res
     return JSONBytes(runtime.present(model, labels, proba, [ticket.ticket_id])[0])
 
 
-@router.post("/predict/batch", response_model=BatchOut, dependencies=[PredictAuth])
+@router.post(
+    "/predict/batch",
+    response_model=BatchOut,
+    dependencies=[PredictAuth],
+    responses=_SCORING_ERRORS,
+)
 async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) -> Response:
     """Classify the urgency of a batch of tickets (at most the configured batch limit)."""
     limit = runtime.settings.batch_limit
@@ -77,6 +90,11 @@ async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) ->
     "/invocations",
     response_model=InvocationsOut,
     dependencies=[PredictAuth],
+    responses={
+        **_SCORING_ERRORS,
+        415: {"description": "Content type other than JSON or CSV, or a charset other than UTF-8"},
+        422: {"description": "Malformed body or invalid rows (the location is named)"},
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -86,7 +104,12 @@ async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) ->
                         "description": "dataframe_split, dataframe_records or inputs",
                     }
                 },
-                "text/csv": {"schema": {"type": "string"}},
+                "text/csv": {
+                    "schema": {
+                        "type": "string",
+                        "description": "header naming source, customer_tier, title/description",
+                    }
+                },
             },
             "required": True,
         }

@@ -11,7 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 class TicketIn(BaseModel):
     """One support ticket. Unknown extra fields are ignored; long text is never rejected."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        # documents the _some_text rule, so that clients (and schema fuzzers) know it
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
+                {"required": ["description"], "properties": {"description": {"pattern": r"\S"}}},
+            ]
+        },
+    )
 
     title: str = Field(default="", description="Ticket title (may be empty if description is not).")
     description: str = Field(
