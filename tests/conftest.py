@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ _OUR_VARS = (
     "TICKET_URGENCY_",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
     "STORAGE_EMULATOR_HOST",
 )
 
@@ -34,11 +38,33 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     for key in list(os.environ):
         if key.startswith(_OUR_VARS):
             monkeypatch.delenv(key, raising=False)
+    _reset_mlflow_globals()
     monkeypatch.setenv("TICKET_URGENCY_STORAGE", str(tmp_path / "store"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    _reset_mlflow_globals()
+
+
+def _reset_mlflow_globals() -> None:
+    """Forget MLflow's process-global state (URIs, active run and experiment) between tests.
+
+    The CLI sets tracking/registry URIs once per process, which is right for a process but
+    leaks between tests that share one interpreter.
+    """
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
+    fluent._active_experiment_id = None
 
 
 @pytest.fixture
