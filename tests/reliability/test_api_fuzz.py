@@ -30,7 +30,9 @@ CALLS: dict[str, dict[int, int]] = {}
 # The app exists at collection (its OpenAPI schema needs no model); the fixture below points
 # its settings at a fresh registry with version 1 Production and runs the lifespan around the
 # whole module, so /predict, /predict/batch and /invocations really score.
-CFG = make_settings(Path("/nonexistent"), batch_limit=20, max_body_bytes=8192)
+CFG = make_settings(
+    Path("/nonexistent"), batch_limit=20, max_body_bytes=8192, mlflow_registry_uri=None
+)
 APP = create_app(CFG)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
@@ -39,7 +41,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 def loaded_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Version 1 registered and Production; the app's lifespan runs around the module."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    real = make_settings(tmp)
+    real = make_settings(tmp, mlflow_registry_uri=None)
     CFG.storage, CFG.mlflow_tracking_uri = real.storage, real.mlflow_tracking_uri
     ref, _ = generate_dataset(600, 10, seed=3)
     register(CFG, small_pipeline().fit(ref[list(FEATURE_COLUMNS)], ref["label_urgency"]))

@@ -37,7 +37,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """1: good (Production); 2: raises on predict; 3: other columns; 4: artifacts deleted."""
     from mlflow import MlflowClient
 
-    settings = make_settings(tmp_path_factory.mktemp("failed-reloads"))
+    settings = make_settings(tmp_path_factory.mktemp("failed-reloads"), mlflow_registry_uri=None)
     ref, _ = generate_dataset(600, 10, seed=11)
     x, y = ref[list(FEATURE_COLUMNS)], ref["label_urgency"]
     good = small_pipeline().fit(x, y)

@@ -33,7 +33,12 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 def serve(settings: Settings, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``ticket-urgency serve`` (output to ``log``) and wait until it is ready."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_URGENCY_")}
+    # MLFLOW_REGISTRY_URI too: mlflow.set_registry_uri() exports it, other tests' leak here
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TICKET_URGENCY_", "MLFLOW_REGISTRY_URI"))
+    }
     env.update(
         {
             "TICKET_URGENCY_STORAGE": settings.storage,
@@ -67,7 +72,7 @@ def serve(settings: Settings, log: Path, *args: str) -> tuple[subprocess.Popen[b
 @pytest.fixture
 def two_versions(tmp_path: Path) -> Settings:
     """A registry with versions 1 and 2 (different models); 1 is Production."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, mlflow_registry_uri=None)
     ref, _ = generate_dataset(600, 10, seed=5)
     x, y = ref[list(FEATURE_COLUMNS)], ref["label_urgency"]
     register(settings, small_pipeline(1.0).fit(x, y))

@@ -40,7 +40,7 @@ PII_TICKET = {
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """ticket_urgency v1 (Production) and an ``evil`` model that must never be served."""
-    settings = make_settings(tmp_path_factory.mktemp("security"))
+    settings = make_settings(tmp_path_factory.mktemp("security"), mlflow_registry_uri=None)
     ref, _ = generate_dataset(600, 10, seed=13)
     x, y = ref[list(FEATURE_COLUMNS)], ref["label_urgency"]
     register(settings, small_pipeline().fit(x, y))
@@ -162,7 +162,7 @@ def test_mlflow_input_example_is_masked(
 
     from ticket_urgency.training import train
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, mlflow_registry_uri=None)
     ref, _ = generate_dataset(400, 10, seed=17)
     ref["title"] = ref["title"] + f" - contact {EMAILS[0]} / {PHONES[0]}"
     ref["description"] = f"Reach {EMAILS[1]} or {PHONES[1]}, {PHONES[2]}. " + ref["description"]
