@@ -185,3 +185,31 @@ def test_mlflow_input_example_is_masked(
     for secret in (*EMAILS, *PHONES):
         assert secret not in captured.out + captured.err
     assert client.get_run(result.run_id).info.status == "FINISHED"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_serving_needs_only_read_on_the_registry_and_writes_only_predictions(
+    registry: Settings,
+) -> None:
+    from mlflow import MlflowClient
+
+    root = Path(registry.storage).parent  # mlflow.db, artifacts/, store/
+    db = Path(registry.mlflow_tracking_uri.removeprefix("sqlite:///"))
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    with pytest.raises(Exception, match="(?i)readonly|read-only"):  # the connection cannot write
+        MlflowClient(read_only, read_only).create_registered_model("must-not-exist")
+    before = _tree(root)
+    settings = registry.model_copy(update={"mlflow_tracking_uri": read_only})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=PII_TICKET).json()["model_version"] == 1
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        assert client.post("/reload-model", headers=auth).json()["status"] == "unchanged"
+    after = _tree(root)
+    changed = {k for k in before.keys() & after.keys() if before[k] != after[k]}
+    created = after.keys() - before.keys()
+    assert not changed - {k for k in changed if k.startswith("store/predictions/")}, changed
+    assert created and all(k.startswith("store/predictions/") for k in created), created
