@@ -32,8 +32,30 @@ _OUR_VARS = (
 )
 
 
+_MLFLOW_PROCESS_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+)
+
+
+@pytest.fixture
+def _mlflow_clean() -> Iterator[None]:
+    """Set up before and torn down after the env isolation: MLflow writes some variables into
+    os.environ itself (``set_tracking_uri``/``set_registry_uri``), outside monkeypatch's
+    bookkeeping, so they are removed here once monkeypatch has restored the rest."""
+    yield
+    _reset_mlflow_globals()
+    for key in _MLFLOW_PROCESS_VARS:
+        os.environ.pop(key, None)
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_env(
+    _mlflow_clean: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
     """Every test starts with none of the project's variables set and fresh settings."""
     for key in list(os.environ):
         if key.startswith(_OUR_VARS):
