@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 PORT ?= 8765
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install demo test test-fast lint typecheck bench clean screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 bench: $(STAMP) ## Run the benchmarks (not part of CI)
 	$(BIN)/python -m bench.run_all
+
+screenshots: $(STAMP) ## Dagster asset graph + MLflow run page -> docs/images/*.png (needs chromium)
+	bash scripts/screenshots.sh
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra all --python-version 3.11 -o requirements.lock
