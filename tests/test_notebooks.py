@@ -42,6 +42,7 @@ def notebook_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "TICKET_URGENCY_DRIFT_MIN_ROWS": "100",
     }
+    saved = dict(os.environ)  # MLflow exports some variables itself (set_registry_uri, ...)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -56,6 +57,8 @@ def notebook_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         assert run_drift(settings, storage).drift_detected
         second = train(settings, "combined", SMALL, search_grid=None, compare_baseline=False)
         promote(settings, version=second.version)
+    os.environ.clear()
+    os.environ.update(saved)
     get_settings.cache_clear()
     return {**env, "cwd": str(root)}
 
