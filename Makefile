@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4,<1"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock -e ".[all]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock -e ".[all]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install everything (pinned by requirements.lock)
