@@ -434,11 +434,9 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _nannyml() -> Any:
-    import os
+    from ticket_urgency.settings import disable_nannyml_telemetry
 
-    # The one environment write of the project: NannyML sends usage telemetry unless this is
-    # set before it is imported. setdefault keeps an explicit user choice.
-    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    disable_nannyml_telemetry()
     import nannyml
 
     return nannyml

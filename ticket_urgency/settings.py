@@ -6,6 +6,7 @@ Every environment variable the project understands is a field here. No other mod
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -146,6 +147,16 @@ def export_environment(values: dict[str, str]) -> None:
 
     os.environ.update(values)
     get_settings.cache_clear()
+
+
+def disable_nannyml_telemetry() -> None:
+    """Turn NannyML's usage telemetry off unless the user chose otherwise.
+
+    The one environment write of the project, kept here with the environment reads: NannyML
+    reads ``NML_DISABLE_USAGE_LOGGING`` when it is imported (and a blocked telemetry call can
+    hang a machine without internet), so call this right before the lazy ``import nannyml``.
+    """
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 
 @lru_cache(maxsize=1)
