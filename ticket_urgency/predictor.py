@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ticket_urgency.contract import FEATURE_COLUMNS
+from ticket_urgency.sparse_linear import LinearPlan, PlanFallback
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -449,21 +450,17 @@ def _linear_decision(est: Any) -> Callable[[Any], np.ndarray] | None:
     return decision
 
 
-def _sigmoid(
-    a: float, b: float, expit: Callable[[np.ndarray], np.ndarray]
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The prediction of a fitted ``_SigmoidCalibration``: ``expit(-(a * t + b))``."""
-
-    def predict(t: np.ndarray) -> np.ndarray:
-        return expit(-(a * t + b))
-
-    return predict
-
-
-def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
+def _fast_proba(
+    est: Any, linear: Callable[[Any], Callable[[Any], np.ndarray] | None] = _linear_decision
+) -> Callable[[Any], np.ndarray] | None:
     """``predict_proba`` of a fitted linear or calibrated linear classifier, without validation.
 
     Mirrors scikit-learn's own arithmetic; returns None for anything else.
+
+    Args:
+        est: The fitted final estimator.
+        linear: Builds the decision function of a fitted linear classifier (on sparse
+            matrices by default; :mod:`ticket_urgency.sparse_linear` passes its flat version).
     """
     from scipy.special import expit
     from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
@@ -472,7 +469,7 @@ def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
     from sklearn.utils.extmath import softmax
 
     if isinstance(est, LogisticRegression):
-        decision = _linear_decision(est)
+        decision = linear(est)
         if decision is None:
             return None
         assert decision is not None
@@ -489,28 +486,36 @@ def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
     if isinstance(est, CalibratedClassifierCV):
         parts = []
         for cc in est.calibrated_classifiers_:
-            decision = _linear_decision(cc.estimator)
+            decision = linear(cc.estimator)
             if decision is None or cc.method not in ("sigmoid", "isotonic"):
                 return None
+            n_classes = int(cc.classes.shape[0])
             pos = LabelEncoder().fit(cc.classes).transform(cc.estimator.classes_)
-            cals: list[Callable[[np.ndarray], np.ndarray]] = []
-            for cal in cc.calibrators:
-                if isinstance(cal, _SigmoidCalibration):
-                    cals.append(_sigmoid(float(cal.a_), float(cal.b_), expit))
-                else:
-                    cals.append(cal.predict)
-            parts.append((decision, pos, cals, int(cc.classes.shape[0])))
-        n_out = int(est.classes_.shape[0])
-
+            m = min(len(pos), len(cc.calibrators))
+            # the probability column each calibrator fills (binary: the positive class)
+            targets = np.asarray(pos[:m]) + (1 if n_classes == 2 else 0)
+            if all(isinstance(cal, _SigmoidCalibration) for cal in cc.calibrators[:m]):
+                # expit(-(a * t + b)) per calibrator, all columns in one vectorised call
+                a = np.array([float(cal.a_) for cal in cc.calibrators[:m]])
+                b = np.array([float(cal.b_) for cal in cc.calibrators[:m]])
+                parts.append((decision, targets, None, (a, b), n_classes))
+            else:
+                parts.append((decision, targets, list(cc.calibrators[:m]), None, n_classes))
         def calibrated(x: Any) -> np.ndarray:
-            mean = np.zeros((x.shape[0], n_out))
-            for decision, pos, cals, n_classes in parts:
+            n = x.shape[0]
+            mean: np.ndarray | None = None
+            for decision, targets, cals, sigmoid, n_classes in parts:
                 pred = decision(x)
                 if pred.ndim == 1:
                     pred = pred.reshape(-1, 1)
-                proba = np.zeros((x.shape[0], n_classes))
-                for class_idx, this_pred, cal in zip(pos, pred.T, cals, strict=False):
-                    proba[:, class_idx + 1 if n_classes == 2 else class_idx] = cal(this_pred)
+                m = len(targets)
+                proba = np.zeros((n, n_classes))
+                if sigmoid is not None:
+                    a, b = sigmoid
+                    proba[:, targets] = expit(-(a * pred[:, :m] + b))
+                else:
+                    for col, this_pred, cal in zip(targets, pred.T, cals, strict=False):
+                        proba[:, col] = cal.predict(this_pred)
                 if n_classes == 2:
                     proba[:, 0] = 1.0 - proba[:, 1]
                 else:
@@ -518,9 +523,11 @@ def _fast_proba(est: Any) -> Callable[[Any], np.ndarray] | None:
                     uniform = np.full_like(proba, 1 / n_classes)
                     proba = np.divide(proba, denominator, out=uniform, where=denominator != 0)
                 proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
-                mean += proba
-            mean /= len(parts)
-            return mean
+                if len(parts) == 1:
+                    return proba  # == (0 + proba) / 1, the mean of one calibrated classifier
+                mean = proba if mean is None else mean + proba
+            assert mean is not None
+            return mean / len(parts)
 
         return calibrated
     return None
@@ -555,9 +562,20 @@ class ColumnarPredictor:
             raise TypeError(f"fast path does not support {exc}") from exc
         self._final = final
         self._proba = _fast_proba(final) or final.predict_proba
+        self._plan = LinearPlan.build(pipeline, _fast_proba)
+
+    @property
+    def direct(self) -> bool:
+        """True when the flat linear plan (no scipy.sparse, no pandas) scores this model."""
+        return self._plan is not None
 
     def predict_proba(self, columns: Columns) -> np.ndarray:
         """Return class probabilities, one row per input row, in ``classes_`` order."""
+        if self._plan is not None:
+            try:
+                return self._plan.predict_proba(columns)
+            except PlanFallback:
+                pass
         features: Any = columns
         try:
             for step in self._steps:

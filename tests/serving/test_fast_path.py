@@ -57,7 +57,53 @@ def test_project_model_matches(tickets: tuple[pd.DataFrame, pd.DataFrame]) -> No
     x, y = ref[list(FEATURE_COLUMNS)].iloc[:1000], ref["label_urgency"].iloc[:1000]
     pipe = build_pipeline(small).fit(x, y)  # calibrated linear SVM on word + char TF-IDF
     _assert_same(pipe, new.iloc[:2000])
-    assert wrap_model(ModelRef("u", "m", "1", None), pipe).fast is not None
+    fast = wrap_model(ModelRef("u", "m", "1", None), pipe).fast
+    assert fast is not None and fast.direct  # scored from flat arrays, no scipy.sparse
+
+
+def test_the_original_design_is_scored_directly(fitted: dict[str, Pipeline]) -> None:
+    assert all(ColumnarPredictor(pipe).direct for pipe in fitted.values())
+
+
+VECTORIZERS = {
+    "word-1-3-lowercase-l1": lambda: TfidfVectorizer(ngram_range=(1, 3), norm="l1"),
+    "word-2-only-counts": lambda: CountVectorizer(ngram_range=(2, 2), lowercase=False),
+    "binary-counts": lambda: CountVectorizer(binary=True, dtype=np.float32),
+    "char-3-4-no-idf": lambda: TfidfVectorizer(analyzer="char", ngram_range=(3, 4), use_idf=False),
+    "char-wb-1-3-no-norm": lambda: TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(1, 3), norm=None, max_features=500
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTORIZERS))
+def test_vectoriser_variants_are_scored_directly_and_match(
+    name: str, tickets: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    from ticket_urgency.model import TicketPreprocessor
+
+    ref, new = tickets
+    features = ColumnTransformer(
+        [
+            ("text", VECTORIZERS[name](), "text"),
+            ("meta", OneHotEncoder(handle_unknown="ignore"), ["source", "customer_tier"]),
+        ],
+        sparse_threshold=1.0,  # always sparse (a dense product would round differently)
+    )
+    pipe = Pipeline(
+        [
+            ("prep", TicketPreprocessor(max_chars=400)),
+            ("features", features),
+            ("clf", LogisticRegression(max_iter=300)),
+        ]
+    )
+    pipe.fit(ref[list(FEATURE_COLUMNS)].iloc[:600], ref["label_urgency"].iloc[:600])
+    assert ColumnarPredictor(pipe).direct
+    odd = new.iloc[:400].copy()
+    odd.loc[odd.index[:20], "source"] = "carrier-pigeon"  # unseen category
+    odd.loc[odd.index[20:40], "title"] = "zzzqqq"  # only unknown n-grams
+    odd.loc[odd.index[20:40], "description"] = ""
+    _assert_same(pipe, odd)
 
 
 def test_unknown_steps_run_through_sklearn_and_still_match(
