@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Support-ticket urgency classification",
         version="1",
         lifespan=lifespan,
+        telemetry=(
+            None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False}
+        ),
     )
     app.add_middleware(
         EdgeMiddleware,

@@ -484,7 +484,7 @@ def _fast_proba(
         return binary
 
     if isinstance(est, CalibratedClassifierCV):
-        parts = []
+        parts: list[tuple[Any, np.ndarray, list[Any] | None, Any, int]] = []
         for cc in est.calibrated_classifiers_:
             decision = linear(cc.estimator)
             if decision is None or cc.method not in ("sigmoid", "isotonic"):
@@ -501,6 +501,7 @@ def _fast_proba(
                 parts.append((decision, targets, None, (a, b), n_classes))
             else:
                 parts.append((decision, targets, list(cc.calibrators[:m]), None, n_classes))
+
         def calibrated(x: Any) -> np.ndarray:
             n = x.shape[0]
             mean: np.ndarray | None = None
@@ -514,6 +515,7 @@ def _fast_proba(
                     a, b = sigmoid
                     proba[:, targets] = expit(-(a * pred[:, :m] + b))
                 else:
+                    assert cals is not None
                     for col, this_pred, cal in zip(targets, pred.T, cals, strict=False):
                         proba[:, col] = cal.predict(this_pred)
                 if n_classes == 2:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=0.0, ge=0.0, description="Serving: poll the registry this often (0 = off)."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "Serving: FastAPI's native OpenTelemetry (traces/metrics/logs to the global "
+            "providers). Off by default: it checks the providers on every request."
+        ),
+    )
     prediction_log_flush_seconds: float = Field(default=2.0, gt=0.0)
     prediction_log_batch_size: int = Field(default=500, ge=1)
     serving_urls: str = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +13,7 @@ import typer
 from ticket_urgency.cli.app import app, fail, settings, user_errors
 
 
-class EventLoop(str, Enum):
+class EventLoop(StrEnum):
     """uvicorn's event loop implementations."""
 
     asyncio = "asyncio"
