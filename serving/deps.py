@@ -7,6 +7,7 @@ which costs a thread hop (and a GIL hand-over) per dependency per request.
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -39,6 +40,10 @@ async def get_metrics(runtime: RuntimeDep) -> Metrics:
 
 async def require_model(runtime: RuntimeDep) -> LoadedModel:
     """The served model, or 503 when none is loaded yet."""
+    return _served_model(runtime)
+
+
+def _served_model(runtime: Runtime) -> LoadedModel:
     model = runtime.service.model
     if model is None:
         why = runtime.service.last_error or "no reload has succeeded yet"
@@ -89,13 +94,28 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> None:
     _check(token, given, "model reload")
 
 
-async def require_predict_token(request: Request, runtime: RuntimeDep) -> None:
-    """Check the optional prediction bearer token (open when it is not configured)."""
-    token = runtime.settings.predict_token
-    if token is None or not token.get_secret_value():
-        return
-    _check(token, _bearer(request), "prediction")
-
-
 AdminAuth = Depends(require_admin)
-PredictAuth = Depends(require_predict_token)
+
+
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """What a scoring endpoint needs: the app's services and the model that answers."""
+
+    runtime: Runtime
+    model: LoadedModel
+
+
+async def scoring(request: Request) -> Scoring:
+    """Check the optional prediction token, then take the served model (503 when none).
+
+    One dependency instead of three: FastAPI's dependency resolution costs tens of
+    microseconds per dependency, which is measurable on ``/predict``.
+    """
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.predict_token
+    if token is not None and token.get_secret_value():
+        _check(token, _bearer(request), "prediction")
+    return Scoring(runtime, _served_model(runtime))
+
+
+ScoringDep = Annotated[Scoring, Depends(scoring)]

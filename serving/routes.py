@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from serving.deps import AdminAuth, ModelDep, PredictAuth, RuntimeDep
+from serving.deps import AdminAuth, ModelDep, RuntimeDep, ScoringDep
 from serving.invocations import InvocationError, parse_invocation
 from serving.schemas import (
     BatchIn,
@@ -49,11 +49,11 @@ def _row(ticket: TicketIn) -> dict[str, Any]:
 @router.post(
     "/predict",
     response_model=PredictionOut,
-    dependencies=[PredictAuth],
     responses=_SCORING_ERRORS,
 )
-async def predict(ticket: TicketIn, runtime: RuntimeDep, model: ModelDep) -> Response:
+async def predict(ticket: TicketIn, scoring: ScoringDep) -> Response:
     """Classify the urgency of one ticket."""
+    runtime, model = scoring.runtime, scoring.model
     labels, proba = await runtime.predict(model, [_row(ticket)], "predict")
     return JSONBytes(runtime.present(model, labels, proba, [ticket.ticket_id])[0])
 
@@ -61,11 +61,11 @@ async def predict(ticket: TicketIn, runtime: RuntimeDep, model: ModelDep) -> Res
 @router.post(
     "/predict/batch",
     response_model=BatchOut,
-    dependencies=[PredictAuth],
     responses=_SCORING_ERRORS,
 )
-async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) -> Response:
+async def predict_batch(batch: BatchIn, scoring: ScoringDep) -> Response:
     """Classify the urgency of a batch of tickets (at most the configured batch limit)."""
+    runtime, model = scoring.runtime, scoring.model
     limit = runtime.settings.batch_limit
     if len(batch.tickets) > limit:
         raise RequestValidationError(
@@ -89,7 +89,6 @@ async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) ->
 @router.post(
     "/invocations",
     response_model=InvocationsOut,
-    dependencies=[PredictAuth],
     responses={
         **_SCORING_ERRORS,
         415: {"description": "Content type other than JSON or CSV, or a charset other than UTF-8"},
@@ -115,8 +114,9 @@ async def predict_batch(batch: BatchIn, runtime: RuntimeDep, model: ModelDep) ->
         }
     },
 )
-async def invocations(request: Request, runtime: RuntimeDep, model: ModelDep) -> Response:
+async def invocations(request: Request, scoring: ScoringDep) -> Response:
     """MLflow scoring protocol: predicted labels, like ``mlflow models serve``."""
+    runtime, model = scoring.runtime, scoring.model
     body = await request.body()
     try:
         tickets, _key = parse_invocation(body, request.headers.get("content-type"))

@@ -72,7 +72,7 @@ _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _HEX = re.compile(r"\b(?:0x)?[0-9a-f]{12,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f-]{14,}\b")
 _NUMBER = re.compile(r"\b\d{5,}\b")
-_SPACE = re.compile(r"\s+")
+_DIGITS = "0123456789"
 
 
 def clean_text(text: str, max_chars: int, normalize: bool = True) -> str:
@@ -89,11 +89,16 @@ def clean_text(text: str, max_chars: int, normalize: bool = True) -> str:
     text = text[:max_chars].lower()
     if not normalize:
         return text
-    text = _URL.sub(" urltoken ", text)
-    text = _EMAIL.sub(" emailtoken ", text)
-    text = _HEX.sub(" hextoken ", text)
-    text = _NUMBER.sub(" numtoken ", text)
-    return _SPACE.sub(" ", text).strip()
+    # Each substitution runs only when its pattern can match (cheap substring checks first):
+    # this function runs for every served ticket.
+    if "http" in text or "www." in text:
+        text = _URL.sub(" urltoken ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" emailtoken ", text)
+    if not text.isascii() or any(map(text.__contains__, _DIGITS)):
+        text = _HEX.sub(" hextoken ", text)  # ids with at least one digit
+        text = _NUMBER.sub(" numtoken ", text)
+    return " ".join(text.split())  # == re.sub(r"\s+", " ", text).strip()
 
 
 def _as_str(values: Any) -> list[str]:

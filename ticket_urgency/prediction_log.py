@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -22,9 +23,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -57,8 +57,7 @@ LOG_COLUMNS = (
 """Columns of :func:`read_prediction_log` (``created_at`` is the prediction time)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
+class Served(NamedTuple):
     """One served prediction, as queued on the request path (nothing computed yet)."""
 
     ticket: Mapping[str, Any]
@@ -76,18 +75,38 @@ def derive_ticket_id(title: str, description: str, source: str, tier: str, creat
     return "h-" + hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
 
 
-def to_record(item: Served, max_text_chars: int | None = None) -> dict[str, Any]:
-    """Turn a queued prediction into the stored, masked record."""
+def _created_at(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
+
+
+def to_record(
+    item: Served,
+    max_text_chars: int | None = None,
+    created_at: Callable[[float], str] = _created_at,
+) -> dict[str, Any]:
+    """Turn a queued prediction into the stored, masked record.
+
+    Args:
+        item: The queued prediction.
+        max_text_chars: Stored text length cap.
+        created_at: Formats the prediction time (the flush passes a cached formatter: the
+            predictions of one request share their time).
+
+    Returns:
+        The record (see :data:`LOG_COLUMNS`).
+    """
     fields = {}
+    ticket = item.ticket
     for col in FEATURE_COLUMNS:
-        value = item.ticket.get(col)
-        text = "" if value is None else str(value)
-        if max_text_chars is not None:
+        value = ticket.get(col)
+        text = "" if value is None else value if isinstance(value, str) else str(value)
+        if max_text_chars is not None and len(text) > max_text_chars:
             text = text[:max_text_chars]
         fields[col] = mask_pii(text)
-    created = datetime.fromtimestamp(item.at, UTC).isoformat(timespec="microseconds")
-    ticket_id = item.ticket.get("ticket_id")
+    created = created_at(item.at)
+    ticket_id = ticket.get("ticket_id")
     if ticket_id is None or str(ticket_id).strip() == "":
+        # derived from the masked fields: nothing personal in it
         ticket_id = derive_ticket_id(
             fields["title"],
             fields["description"],
@@ -95,9 +114,11 @@ def to_record(item: Served, max_text_chars: int | None = None) -> dict[str, Any]
             fields["customer_tier"],
             created,
         )
+    else:
+        ticket_id = mask_pii(str(ticket_id))
     probabilities = {c: float(p) for c, p in zip(item.classes, item.probabilities, strict=True)}
     return {
-        "ticket_id": mask_pii(str(ticket_id)),
+        "ticket_id": ticket_id,
         "created_at": created,
         **fields,
         "prediction": item.prediction,
@@ -192,8 +213,11 @@ class PredictionLogger:
         A failed write keeps the predictions for the next flush and calls ``on_error``.
         """
         with self._write_lock:
+            created_at = functools.lru_cache(maxsize=64)(_created_at)
             while self._queue:
-                self._pending.append(to_record(self._queue.popleft(), self.max_text_chars))
+                self._pending.append(
+                    to_record(self._queue.popleft(), self.max_text_chars, created_at)
+                )
             if not self._pending:
                 return 0
             batch = self._pending

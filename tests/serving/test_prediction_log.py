@@ -43,6 +43,10 @@ PII_TICKET = {
             "stuck at 80 percent since 2024-01-15 10:30",
         ),
         ("error 0x80070005 on 10.0.0.12, v3.2.1, order 123456", None),
+        # digits of other scripts count too (the quick ASCII digit count must not skip them)
+        ("ruf an: ٠١٢٣٤٥٦٧٨٩ bitte", "ruf an: [PHONE] bitte"),
+        ("Tel ５５５１２３４５６７ — später", "Tel [PHONE] — später"),
+        ("nur 12 34 56 Ziffern, ümlaut", None),
     ],
 )
 def test_mask_pii(text: str, expected: str | None) -> None:
