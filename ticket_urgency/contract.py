@@ -13,11 +13,13 @@ import hashlib
 import io
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 TEXT_COLUMNS = ("title", "description")
 CATEGORICAL_COLUMNS = ("source", "customer_tier")
@@ -129,6 +131,8 @@ STR = None
 
 
 def _schema(labels: Labels, has_id: bool, has_time: bool) -> pa.DataFrameSchema:
+    import pandera.pandas as pa  # ~0.25 s to import: only readers of ticket files need it
+
     text = pa.Column(STR, nullable=False)
     columns: dict[str, pa.Column] = {
         "title": text,
@@ -299,6 +303,8 @@ def parse_tickets(data: bytes, name: str, *, labels: Labels = "optional") -> pd.
     if has_id:
         df[ID_COLUMN] = df[ID_COLUMN].str.strip()
     has_time = TIME_COLUMN in df
+    import pandera.pandas as pa
+
     try:
         _schema(labels, has_id, has_time).validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
