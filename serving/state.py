@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ticket_urgency import registry_prefetch
 from ticket_urgency.predictor import (
     LoadedModel,
     ModelLoadError,
@@ -89,6 +90,7 @@ class ModelService:
         self.model: LoadedModel | None = None
         self.last_error: str | None = None
         self._client: MlflowClient | None = None
+        self._prefetched: registry_prefetch.Resolved | None = None
         self._inflight: asyncio.Task[ReloadResult] | None = None
         self._marker_seen: tuple[int, int, int] | None = None
         self.loads = 0  # completed loads (for tests and /model)
@@ -100,12 +102,27 @@ class ModelService:
         return self._client
 
     def resolve(self) -> ModelRef:
-        """Resolve the configured model URI now (blocking)."""
+        """Resolve the configured model URI now (blocking).
+
+        The first call in a ``serve --workers 1`` process takes the answer of the registry
+        look-up that the command started in a child process
+        (:mod:`ticket_urgency.registry_prefetch`).
+        """
+        prefetched = registry_prefetch.take(self.settings)
+        if prefetched is not None:
+            self._prefetched = prefetched
+            return prefetched.ref
         return resolve_model(self._get_client(), self.settings.model_uri)
 
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load and smoke-test ``ref`` (blocking)."""
-        model = load_model(self.settings, ref, self._get_client())
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched.ref == ref:
+            model = load_model(
+                self.settings, ref, location=prefetched.location, metrics=prefetched.metrics
+            )
+        else:
+            model = load_model(self.settings, ref, self._get_client())
         self.loads += 1
         return model
 

@@ -736,11 +736,24 @@ def run_metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
 
 
 def load_model(
-    settings: Settings, ref: ModelRef, client: MlflowClient | None = None
+    settings: Settings,
+    ref: ModelRef,
+    client: MlflowClient | None = None,
+    *,
+    location: str | None = None,
+    metrics: Mapping[str, float] | None = None,
 ) -> LoadedModel:
     """Download, load and smoke-test the registry version ``ref``.
 
     Only the configured registry is used; ``ref`` comes from :func:`resolve_model`.
+
+    Args:
+        settings: Tracking and registry URIs.
+        ref: The version to load.
+        client: An MLflow client on the configured registry (made when needed).
+        location: The version's download URI when it is already known (e.g. from
+            :mod:`ticket_urgency.registry_prefetch`); the registry is asked otherwise.
+        metrics: The metrics of the version's run when already known; read otherwise.
 
     Raises:
         ModelLoadError: When the artifact is missing/unreadable or the model is broken.
@@ -748,16 +761,22 @@ def load_model(
     import mlflow
     import mlflow.sklearn
 
-    client = client or make_client(settings)
+    if location is None or metrics is None:
+        client = client or make_client(settings)
     # artifact URIs such as mlflow-artifacts:/ resolve through the tracking server
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     start = time.perf_counter()
     try:
-        location = client.get_model_version_download_uri(ref.name, ref.version)
+        if location is None:
+            assert client is not None
+            location = client.get_model_version_download_uri(ref.name, ref.version)
         pipeline = mlflow.sklearn.load_model(location)
     except Exception as exc:
         raise ModelLoadError(f"could not load {ref.version_uri}: {exc}") from exc
-    model = wrap_model(ref, pipeline, metrics=run_metrics(client, ref.run_id))
+    if metrics is None:
+        assert client is not None
+        metrics = run_metrics(client, ref.run_id)
+    model = wrap_model(ref, pipeline, metrics=metrics)
     model.load_seconds = time.perf_counter() - start
     return model
 

@@ -52,8 +52,7 @@ def serve(
     is passed to the others through a marker file in a temporary directory of this run, and
     /metrics aggregates all workers (prometheus-client multiprocess mode).
     """
-    import uvicorn
-
+    from ticket_urgency import registry_prefetch
     from ticket_urgency.predictor import parse_model_uri
     from ticket_urgency.settings import export_environment
 
@@ -74,6 +73,12 @@ def serve(
     if env:
         export_environment(env)
     try:
+        if workers == 1:
+            # This process serves: a forked child does the registry look-up (SQLAlchemy & co.)
+            # while this process imports the server and scikit-learn.
+            registry_prefetch.start(settings())
+        import uvicorn
+
         uvicorn.run(
             "serving.app:create_app",
             factory=True,
@@ -86,5 +91,6 @@ def serve(
             timeout_graceful_shutdown=15,
         )
     finally:
+        registry_prefetch.discard()
         if run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
