@@ -55,7 +55,7 @@ class Runtime:
             self.prediction_log.submit(
                 [
                     Served(row, label, p, classes, version, now, endpoint)
-                    for row, label, p in zip(rows, labels, proba, strict=True)
+                    for row, label, p in zip(rows, labels, proba.tolist(), strict=True)
                 ]
             )
         return labels, proba

@@ -151,6 +151,9 @@ def write_records(storage: Storage, records: Sequence[dict[str, Any]]) -> list[s
 class PredictionLogger:
     """Queue served predictions and write them to the storage in batches.
 
+    Thread-safety: :meth:`submit` and :meth:`run` belong to the serving event loop;
+    :meth:`flush` may run in a worker thread once the loop no longer submits (shutdown).
+
     Args:
         storage: Where the log goes.
         batch_size: Flush as soon as this many predictions are queued.
@@ -162,6 +165,9 @@ class PredictionLogger:
         on_dropped: Called with the number of predictions dropped because the queue was full.
         on_written: Called with the number of predictions written.
     """
+
+    ENCODE_CHUNK = 100
+    """Predictions turned into records per step of :meth:`run` before it yields to requests."""
 
     def __init__(
         self,
@@ -184,10 +190,12 @@ class PredictionLogger:
         self.on_dropped = on_dropped
         self.on_written = on_written
         self._queue: deque[Served] = deque()
+        self._created_at = functools.lru_cache(maxsize=256)(_created_at)
         self._pending: list[dict[str, Any]] = []  # encoded but not yet written (retry)
         self._write_lock = threading.Lock()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._stopping = False
 
     @property
@@ -204,43 +212,67 @@ class PredictionLogger:
                 self._queue.popleft()
             if self.on_dropped:
                 self.on_dropped(overflow)
-        if len(self._queue) >= self.batch_size and self._loop is not None and self._wake:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        wake = self._wake
+        if len(self._queue) >= self.batch_size and wake is not None and not wake.is_set():
+            if threading.get_ident() == self._loop_thread:
+                wake.set()
+            elif self._loop is not None:
+                self._loop.call_soon_threadsafe(wake.set)
 
-    def flush(self) -> int:
-        """Write everything queued now (blocking); return how many predictions were written.
+    def _encode(self, limit: int | None = None) -> int:
+        """Turn up to ``limit`` queued predictions into records (all when None)."""
+        created_at = self._created_at
+        n = 0
+        queue, pending = self._queue, self._pending
+        while limit is None or n < limit:
+            try:
+                item = queue.popleft()
+            except IndexError:  # empty (a shutdown flush may race the background task)
+                break
+            pending.append(to_record(item, self.max_text_chars, created_at))
+            n += 1
+        return n
 
-        A failed write keeps the predictions for the next flush and calls ``on_error``.
-        """
+    def _write_pending(self) -> int:
+        """Write the encoded records (blocking); 0 and kept for a retry when it fails."""
         with self._write_lock:
-            created_at = functools.lru_cache(maxsize=64)(_created_at)
-            while self._queue:
-                self._pending.append(
-                    to_record(self._queue.popleft(), self.max_text_chars, created_at)
-                )
-            if not self._pending:
+            batch, self._pending = self._pending, []
+            if not batch:
                 return 0
-            batch = self._pending
             try:
                 write_records(self.storage, batch)
             except Exception as exc:
                 logger.warning("prediction log write of %d predictions failed: %s", len(batch), exc)
                 if self.on_error:
                     self.on_error(len(batch), exc)
-                overflow = len(batch) - self.max_queue
+                self._pending[:0] = batch  # before anything encoded meanwhile
+                overflow = len(self._pending) - self.max_queue
                 if overflow > 0:
-                    del batch[:overflow]
+                    del self._pending[:overflow]
                     if self.on_dropped:
                         self.on_dropped(overflow)
                 return 0
-            self._pending = []
             if self.on_written:
                 self.on_written(len(batch))
             return len(batch)
 
+    def flush(self) -> int:
+        """Write everything queued now (blocking); return how many predictions were written.
+
+        A failed write keeps the predictions for the next flush and calls ``on_error``.
+        """
+        self._encode()
+        return self._write_pending()
+
     async def run(self) -> None:
-        """Flush in the background until cancelled; the caller flushes once more at shutdown."""
+        """Flush in the background until cancelled; the caller flushes once more at shutdown.
+
+        Records are built on the event loop in small chunks (it is Python work: in a thread it
+        would only fight the loop for the GIL, and every hand-over costs the loop up to the
+        interpreter's switch interval); only the storage write runs in a thread.
+        """
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
         backoff = self.flush_seconds
         while True:
@@ -249,8 +281,11 @@ class PredictionLogger:
             self._wake.clear()
             if not self.queued:
                 continue
+            while self._queue:
+                self._encode(self.ENCODE_CHUNK)
+                await asyncio.sleep(0)  # let requests in between chunks
             before = self.queued
-            written = await asyncio.to_thread(self.flush)
+            written = await asyncio.to_thread(self._write_pending)
             failed = written == 0 and before > 0 and self.queued > 0
             backoff = min(backoff * 2, 60.0) if failed else self.flush_seconds
 
