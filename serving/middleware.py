@@ -48,8 +48,9 @@ async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
 class EdgeMiddleware:
     """Reject bodies over the cap of their endpoint with 413 and count every request.
 
-    The cap is checked against ``Content-Length`` first and then against the bytes actually
-    received (chunked uploads), and the whole body is buffered before the app parses it.
+    A request with ``Content-Length`` is checked against it before anything is read (the server
+    reads exactly that many bytes as the body); a chunked upload is buffered and counted as it
+    arrives, so neither can make the app parse more than the cap.
 
     Args:
         app: The wrapped ASGI app.
@@ -78,8 +79,11 @@ class EdgeMiddleware:
         try:
             if method in ("POST", "PUT", "PATCH"):
                 cap = self.caps.get(path, self.default_cap)
-                body = await self._read_body(scope, receive, cap)
-                if body is None:
+                length = _content_length(scope)
+                body = None
+                if length is None:  # chunked: count the bytes as they arrive
+                    body = await self._read_body(receive, cap)
+                if (length is not None and length > cap) or (length is None and body is None):
                     status = 413
                     await _reply(
                         send,
@@ -87,7 +91,9 @@ class EdgeMiddleware:
                         {"detail": f"request body larger than {cap} bytes; split the batch"},
                     )
                     return
-                receive = _replay(body, receive)
+                if body is not None:
+                    receive = _replay(body, receive)
+                # with a Content-Length the server reads exactly that many bytes: nothing to do
 
             async def send_wrapper(message: Message) -> None:
                 nonlocal status
@@ -100,15 +106,7 @@ class EdgeMiddleware:
             self.metrics.observe_request(endpoint, method, status, time.perf_counter() - started)
 
     @staticmethod
-    async def _read_body(scope: Scope, receive: Receive, cap: int) -> bytes | None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    if int(value) > cap:
-                        return None
-                except ValueError:
-                    pass
-                break
+    async def _read_body(receive: Receive, cap: int) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -123,6 +121,17 @@ class EdgeMiddleware:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The request's Content-Length (None when absent or not a number)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _replay(body: bytes, original: Receive) -> Receive:
