@@ -19,9 +19,17 @@ from typing import Any
 _LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-local f = io.open("{body_path}", "rb")
-wrk.body = f:read("*a")
-f:close()
+local bodies = {{}}
+for line in io.lines("{body_path}") do bodies[#bodies + 1] = line end
+wrk.body = bodies[1]
+local i = 0
+if #bodies > 1 then
+  -- a different body per request, in turn
+  request = function()
+    i = i % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[i])
+  end
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -63,11 +71,22 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+Body = bytes | list[bytes]
+"""One request body, or several sent in turn (one per request)."""
+
+
+def _bodies(body: Body) -> list[bytes]:
+    bodies = [body] if isinstance(body, bytes) else list(body)
+    if not bodies or any(b"\n" in b for b in bodies):
+        raise ValueError("bodies must be non-empty single-line JSON documents")
+    return bodies
+
+
+def run_wrk(url: str, body: Body, connections: int, seconds: float) -> LoadResult:
     """Drive ``url`` with ``wrk -t1 -c<connections> -d<seconds>s`` POSTing ``body``."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        body_path = Path(tmp) / "body.json"
-        body_path.write_bytes(body)
+        body_path = Path(tmp) / "body.jsonl"
+        body_path.write_bytes(b"\n".join(_bodies(body)) + b"\n")
         script = Path(tmp) / "post.lua"
         script.write_text(_LUA.format(body_path=body_path))
         dur = max(1, round(seconds))
@@ -111,8 +130,12 @@ def run_wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResu
     )
 
 
-async def _httpx_load(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+async def _httpx_load(url: str, body: Body, connections: int, seconds: float) -> LoadResult:
+    import itertools
+
     import httpx
+
+    turn = itertools.cycle(_bodies(body))
 
     latencies: list[float] = []
     non_2xx = 0
@@ -128,7 +151,7 @@ async def _httpx_load(url: str, body: bytes, connections: int, seconds: float) -
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(url, content=body, headers=headers)
+                    r = await client.post(url, content=next(turn), headers=headers)
                 except httpx.HTTPError:
                     errors += 1
                     continue
@@ -162,7 +185,7 @@ async def _httpx_load(url: str, body: bytes, connections: int, seconds: float) -
 
 
 def run_load(
-    url: str, body: bytes, connections: int, seconds: float, tool: str = "auto"
+    url: str, body: Body, connections: int, seconds: float, tool: str = "auto"
 ) -> LoadResult:
     """Drive ``url`` with wrk when present (or ``tool="wrk"``), else with an asyncio client.
 

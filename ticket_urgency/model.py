@@ -7,12 +7,17 @@ ignored) and predicts ``label_urgency``:
 1. :class:`TicketPreprocessor` joins title and description, lowercases, masks volatile tokens
    (URLs, e-mail addresses, long numbers, hex ids) and truncates to ``max_chars`` so that 50 kB
    stack traces cost the same as a short ticket; it also cleans the two categorical columns.
-   The title is repeated once in front of the text, which doubles its term frequency (titles
-   carry most of the urgency signal in issue trackers).
+   ``title_repeat=2`` writes the title twice (doubling its term frequency); the default is 1.
 2. Features: word 1-2-gram TF-IDF (sublinear tf, bounded vocabulary), character ``char_wb``
-   2-5-gram TF-IDF (sublinear tf, bounded vocabulary; robust to typos, inflections and code
+   3-4-gram TF-IDF (sublinear tf, bounded vocabulary; robust to typos, inflections and code
    fragments) and a one-hot encoding of ``source`` / ``customer_tier`` that ignores categories
    it has never seen.
+
+   Why 3-4-grams and one title: macro-F1 on generated tickets (time split 80/20) of this
+   default / the earlier one (char 2-5-grams, title twice) / the original design (word TF-IDF +
+   logistic regression): 0.8144 / 0.8154 / 0.8073 (3,000 tickets), 0.8303 / 0.8221 /
+   0.8247 and 0.8259 / 0.8220 / 0.8225 (20,000 tickets, two seeds), at about half the per-ticket
+   serving cost of the earlier default (fewer n-grams per word, no second pass over the title).
 3. A linear classifier over the sparse features (class-balanced logistic regression or linear
    SVM) inside :class:`~sklearn.calibration.CalibratedClassifierCV`, so ``predict_proba`` gives
    calibrated probabilities.
@@ -45,12 +50,12 @@ TEXT_FEATURE = "text"
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "max_chars": 5000,
-    "title_repeat": 2,
+    "title_repeat": 1,
     "word_max_features": 50000,
     "word_min_df": 1,
     "char_max_features": 100000,
-    "char_ngram_min": 2,
-    "char_ngram_max": 5,
+    "char_ngram_min": 3,
+    "char_ngram_max": 4,
     "classifier": "svm",
     "C": 0.1,
     "calibration": "sigmoid",
@@ -127,7 +132,7 @@ class TicketPreprocessor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     def __init__(
-        self, max_chars: int = 5000, title_repeat: int = 2, normalize: bool = True
+        self, max_chars: int = 5000, title_repeat: int = 1, normalize: bool = True
     ) -> None:
         self.max_chars = max_chars
         self.title_repeat = title_repeat
