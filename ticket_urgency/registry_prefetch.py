@@ -18,10 +18,16 @@ server resolves again in-process and reports the error as it always did.
 
 :func:`take` imports scikit-learn before it waits for the answer, so that the child's work
 overlaps the largest imports of the server process.
+
+From :func:`start` until the answer is taken, the cyclic garbage collector is paused: the
+imports create about a million long-lived objects, and the hundreds of collections they would
+trigger find almost no garbage (a few thousand objects) yet cost ~10 % of the start-up CPU.
+No request is served before the first reload, so no request runs without the collector.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -127,6 +133,21 @@ class _Child:
 
 _pending: _Child | None = None
 _pending_lock = threading.Lock()
+_gc_paused = False
+
+
+def _pause_gc() -> None:
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def _resume_gc() -> None:
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.enable()
 
 
 def start(settings: Settings) -> bool:
@@ -145,16 +166,21 @@ def start(settings: Settings) -> bool:
     global _pending
     if sys.platform != "linux" or threading.active_count() > 1:
         return False
-    import mlflow  # noqa: F401  (both processes need it: import it once, before the fork)
-
     with _pending_lock:
         if _pending is not None:
             return False
-        key = _key(settings)
-        read_fd, write_fd = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
+        _pause_gc()
+        try:
+            import mlflow  # noqa: F401  (both processes need it: import it once, before the fork)
+
+            key = _key(settings)
+            read_fd, write_fd = os.pipe()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+        except BaseException:
+            _resume_gc()
+            raise
         if pid == 0:  # the child never returns
             os.close(read_fd)
             _run_child(settings, write_fd, key)
@@ -219,12 +245,15 @@ def take(settings: Settings, timeout: float = TIMEOUT_SECONDS) -> Resolved | Non
         child, _pending = _pending, None
     if child is None:
         return None
-    # While the child works, import what loading the artifact needs: mlflow's sklearn flavour
-    # and scikit-learn's core (with SciPy, most of the load time). Needed right after anyway.
-    import mlflow.sklearn  # noqa: F401
-    import sklearn.pipeline  # noqa: F401
+    try:
+        # While the child works, import what loading the artifact needs: mlflow's sklearn
+        # flavour and scikit-learn's core (with SciPy, most of the load time).
+        import mlflow.sklearn  # noqa: F401
+        import sklearn.pipeline  # noqa: F401
 
-    found = child.answer(timeout)
+        found = child.answer(timeout)
+    finally:
+        _resume_gc()
     if found is None or found.key != _key(settings):
         return None
     return found
@@ -237,3 +266,4 @@ def discard() -> None:
         child, _pending = _pending, None
     if child is not None:
         child.close()
+    _resume_gc()

@@ -96,7 +96,7 @@ def test_the_contract_still_validates_with_pandera_imported_lazily() -> None:
 
 
 PREFETCH = """
-import json, os
+import gc, json, os
 from ticket_urgency import registry_prefetch
 from ticket_urgency.predictor import make_client, resolve_model, run_metrics
 from ticket_urgency.settings import get_settings
@@ -114,6 +114,7 @@ client = make_client(settings)
 ref = resolve_model(client, settings.model_uri)
 print(json.dumps({{
     "started": started,
+    "gc": gc.isenabled(),
     "reaped": reaped,
     "again": registry_prefetch.take(settings) is not None,
     "got": None if got is None else {{
@@ -131,6 +132,7 @@ print(json.dumps({{
 def test_the_forked_look_up_answers_what_the_registry_says(registry: Settings) -> None:
     out = _python(PREFETCH.format(other=False), _env(registry))
     assert out["started"] is True
+    assert out["gc"] is True  # paused during start-up only
     assert out["reaped"] is True  # the child is gone once its answer is read
     assert out["again"] is False  # the answer is used once, by the first reload
     expected = out["expected"]
@@ -146,20 +148,22 @@ def test_an_answer_for_other_settings_is_not_used(registry: Settings) -> None:
 
 
 FAILED = """
-import json
+import gc, json
 from ticket_urgency import registry_prefetch
 from ticket_urgency.settings import get_settings
 
 settings = get_settings()
 started = registry_prefetch.start(settings)
-print(json.dumps({"started": started, "got": registry_prefetch.take(settings)}))
+paused = not gc.isenabled()
+got = registry_prefetch.take(settings)
+print(json.dumps({"started": started, "paused": paused, "gc": gc.isenabled(), "got": got}))
 """
 
 
 def test_a_failed_look_up_gives_no_answer(tmp_path: Path) -> None:
     # nothing registered: the child fails, the server resolves in-process and reports it
     out = _python(FAILED, _env(make_settings(tmp_path)))
-    assert out == {"started": True, "got": None}
+    assert out == {"started": True, "paused": True, "gc": True, "got": None}
 
 
 # ---------------------------------------------------------------------------------------------
