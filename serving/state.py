@@ -117,12 +117,15 @@ class ModelService:
     def load(self, ref: ModelRef) -> LoadedModel:
         """Load and smoke-test ``ref`` (blocking)."""
         prefetched, self._prefetched = self._prefetched, None
-        if prefetched is not None and prefetched.ref == ref:
-            model = load_model(
-                self.settings, ref, location=prefetched.location, metrics=prefetched.metrics
-            )
-        else:
-            model = load_model(self.settings, ref, self._get_client())
+        try:
+            if prefetched is not None and prefetched.ref == ref:
+                model = load_model(
+                    self.settings, ref, location=prefetched.location, metrics=prefetched.metrics
+                )
+            else:
+                model = load_model(self.settings, ref, self._get_client())
+        finally:
+            registry_prefetch.resume_gc()  # paused during start-up only (no-op afterwards)
         self.loads += 1
         return model
 

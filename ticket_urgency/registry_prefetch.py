@@ -19,10 +19,11 @@ server resolves again in-process and reports the error as it always did.
 :func:`take` imports scikit-learn before it waits for the answer, so that the child's work
 overlaps the largest imports of the server process.
 
-From :func:`start` until the answer is taken, the cyclic garbage collector is paused: the
-imports create about a million long-lived objects, and the hundreds of collections they would
-trigger find almost no garbage (a few thousand objects) yet cost ~10 % of the start-up CPU.
-No request is served before the first reload, so no request runs without the collector.
+From :func:`start` until the first model is loaded (:func:`resume_gc`), the cyclic garbage
+collector is paused: the imports and the model create about a million long-lived objects, and
+the hundreds of collections they would trigger find almost no garbage (a few thousand objects)
+yet cost ~10 % of the start-up CPU. No request is served before the first reload completes,
+so no request runs without the collector.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def _pause_gc() -> None:
         _gc_paused = True
 
 
-def _resume_gc() -> None:
+def resume_gc() -> None:
+    """Resume the garbage collector paused by :func:`start` (no-op when it is not paused)."""
     global _gc_paused
     if _gc_paused:
         _gc_paused = False
@@ -179,7 +181,7 @@ def start(settings: Settings) -> bool:
             sys.stderr.flush()
             pid = os.fork()
         except BaseException:
-            _resume_gc()
+            resume_gc()
             raise
         if pid == 0:  # the child never returns
             os.close(read_fd)
@@ -238,13 +240,15 @@ def take(settings: Settings, timeout: float = TIMEOUT_SECONDS) -> Resolved | Non
     """Return the started look-up's answer for ``settings`` once (None when there is none).
 
     Blocks until the child answers. The answer is used only when it was resolved for the same
-    tracking URI, registry URI and model URI as ``settings``.
+    tracking URI, registry URI and model URI as ``settings``. With an answer the collector stays
+    paused: call :func:`resume_gc` once that version is loaded.
     """
     global _pending
     with _pending_lock:
         child, _pending = _pending, None
     if child is None:
         return None
+    found: Resolved | None = None
     try:
         # While the child works, import what loading the artifact needs: mlflow's sklearn
         # flavour and scikit-learn's core (with SciPy, most of the load time).
@@ -252,10 +256,11 @@ def take(settings: Settings, timeout: float = TIMEOUT_SECONDS) -> Resolved | Non
         import sklearn.pipeline  # noqa: F401
 
         found = child.answer(timeout)
+        if found is not None and found.key != _key(settings):
+            found = None
     finally:
-        _resume_gc()
-    if found is None or found.key != _key(settings):
-        return None
+        if found is None:
+            resume_gc()
     return found
 
 
@@ -266,4 +271,4 @@ def discard() -> None:
         child, _pending = _pending, None
     if child is not None:
         child.close()
-    _resume_gc()
+    resume_gc()
