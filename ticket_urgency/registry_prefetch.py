@@ -175,6 +175,9 @@ def start(settings: Settings) -> bool:
         try:
             import mlflow  # noqa: F401  (both processes need it: import it once, before the fork)
 
+            if threading.active_count() > 1:  # a thread started by an import: do not fork
+                resume_gc()
+                return False
             key = _key(settings)
             read_fd, write_fd = os.pipe()
             sys.stdout.flush()
