@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from serving.batcher import MicroBatcher
 from serving.metrics import Metrics
 from serving.middleware import EdgeMiddleware
-from serving.routes import router
+from serving.routes import SCORING_PATHS, router
 from serving.runtime import Runtime
 from serving.state import ModelService
 from ticket_urgency.pii import install_log_masking
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/invocations": settings.max_batch_body_bytes,
         },
         default_cap=settings.max_body_bytes,
+        predict_token=settings.predict_token,
+        token_paths=SCORING_PATHS,
     )
     app.include_router(router)
     default_openapi = app.openapi

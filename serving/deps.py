@@ -7,8 +7,7 @@ which costs a thread hop (and a GIL hand-over) per dependency per request.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, HTTPException, Request, status
 from pydantic import SecretStr
@@ -97,25 +96,19 @@ async def require_admin(request: Request, runtime: RuntimeDep) -> None:
 AdminAuth = Depends(require_admin)
 
 
-@dataclass(frozen=True, slots=True)
-class Scoring:
+class Scoring(NamedTuple):
     """What a scoring endpoint needs: the app's services and the model that answers."""
 
     runtime: Runtime
     model: LoadedModel
 
 
-async def scoring(request: Request) -> Scoring:
-    """Check the optional prediction token, then take the served model (503 when none).
+def scoring(request: Request) -> Scoring:
+    """The runtime and the served model of a scoring request (503 when no model is loaded).
 
-    One dependency instead of three: FastAPI's dependency resolution costs tens of
-    microseconds per dependency, which is measurable on ``/predict``.
+    Not a FastAPI dependency on purpose: ``/predict`` is the hot path and FastAPI's dependency
+    resolution costs tens of microseconds per dependency per request (measured). The optional
+    prediction token is checked before the body is read, by ``serving.middleware``.
     """
     runtime: Runtime = request.app.state.runtime
-    token = runtime.settings.predict_token
-    if token is not None and token.get_secret_value():
-        _check(token, _bearer(request), "prediction")
     return Scoring(runtime, _served_model(runtime))
-
-
-ScoringDep = Annotated[Scoring, Depends(scoring)]

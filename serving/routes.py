@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from serving.deps import AdminAuth, ModelDep, RuntimeDep, ScoringDep
+from serving.deps import AdminAuth, ModelDep, RuntimeDep, scoring
 from serving.invocations import InvocationError, parse_invocation
 from serving.schemas import (
     BatchIn,
@@ -23,6 +23,9 @@ from serving.schemas import (
 from serving.state import public_version
 
 router = APIRouter()
+
+SCORING_PATHS = frozenset({"/predict", "/predict/batch", "/invocations"})
+"""Paths behind the optional prediction token (checked by ``serving.middleware``)."""
 
 _SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body could not be decoded (not UTF-8)"},
@@ -51,9 +54,9 @@ def _row(ticket: TicketIn) -> dict[str, Any]:
     response_model=PredictionOut,
     responses=_SCORING_ERRORS,
 )
-async def predict(ticket: TicketIn, scoring: ScoringDep) -> Response:
+async def predict(ticket: TicketIn, request: Request) -> Response:
     """Classify the urgency of one ticket."""
-    runtime, model = scoring.runtime, scoring.model
+    runtime, model = scoring(request)
     labels, proba = await runtime.predict(model, [_row(ticket)], "predict")
     return JSONBytes(runtime.present(model, labels, proba, [ticket.ticket_id])[0])
 
@@ -63,9 +66,9 @@ async def predict(ticket: TicketIn, scoring: ScoringDep) -> Response:
     response_model=BatchOut,
     responses=_SCORING_ERRORS,
 )
-async def predict_batch(batch: BatchIn, scoring: ScoringDep) -> Response:
+async def predict_batch(batch: BatchIn, request: Request) -> Response:
     """Classify the urgency of a batch of tickets (at most the configured batch limit)."""
-    runtime, model = scoring.runtime, scoring.model
+    runtime, model = scoring(request)
     limit = runtime.settings.batch_limit
     if len(batch.tickets) > limit:
         raise RequestValidationError(
@@ -114,9 +117,9 @@ async def predict_batch(batch: BatchIn, scoring: ScoringDep) -> Response:
         }
     },
 )
-async def invocations(request: Request, scoring: ScoringDep) -> Response:
+async def invocations(request: Request) -> Response:
     """MLflow scoring protocol: predicted labels, like ``mlflow models serve``."""
-    runtime, model = scoring.runtime, scoring.model
+    runtime, model = scoring(request)
     body = await request.body()
     try:
         tickets, _key = parse_invocation(body, request.headers.get("content-type"))
