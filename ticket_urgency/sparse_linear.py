@@ -36,6 +36,35 @@ WORD_CACHE_LIMIT = 200_000
 """Words whose ``char_wb`` n-gram ids are cached per vectoriser (the cache is then reset)."""
 
 
+CHUNKABLE_TOKEN_PATTERNS = frozenset(
+    {
+        r"(?u)\b\w\w+\b",  # scikit-learn's default
+        r"(?u)\b\w[\w'-]*\w\b|\b\w\b",  # ticket_urgency.model's word vectoriser
+    }
+)
+"""Token patterns whose tokens never contain whitespace and whose ``\b`` at a word's edge
+behaves as next to a space: the tokens of a text are the tokens of its whitespace-separated
+chunks, in order, so they can be cached per chunk."""
+
+
+def _chunk_cached(tokenize: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """``tokenize`` with its result cached per whitespace-separated chunk of the text."""
+    cache: dict[str, list[str]] = {}
+
+    def cached(doc: str) -> list[str]:
+        out: list[str] = []
+        for chunk in doc.split():
+            tokens = cache.get(chunk)
+            if tokens is None:
+                if len(cache) >= WORD_CACHE_LIMIT:
+                    cache.clear()
+                tokens = cache[chunk] = tokenize(chunk)
+            out.extend(tokens)
+        return out
+
+    return cached
+
+
 class PlanFallback(Exception):
     """The input cannot be scored by the plan (use the generic path for this call)."""
 
@@ -147,6 +176,8 @@ def _text_block(est: Any) -> tuple[Block, int] | None:
     else:
         if est.analyzer == "word":
             tokenize = est.build_tokenizer()
+            if est.token_pattern in CHUNKABLE_TOKEN_PATTERNS:
+                tokenize = _chunk_cached(tokenize)
 
             def grams(doc: str) -> list[str]:
                 tokens: list[str] = tokenize(doc)
@@ -163,7 +194,7 @@ def _text_block(est: Any) -> tuple[Block, int] | None:
         def ids_of(docs: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
             if len(docs) == 1:
                 g = grams(docs[0].lower() if lower else docs[0])
-                ids = np.fromiter(map(get, g, repeat(-1)), dtype=np.int64, count=len(g))
+                ids = np.array([get(x, -1) for x in g], dtype=np.int64)
                 return None, ids[ids >= 0]
             every: list[str] = []
             lengths: list[int] = []
@@ -171,7 +202,7 @@ def _text_block(est: Any) -> tuple[Block, int] | None:
                 g = grams(doc.lower() if lower else doc)
                 every.extend(g)
                 lengths.append(len(g))
-            ids = np.fromiter(map(get, every, repeat(-1)), dtype=np.int64, count=len(every))
+            ids = np.array([get(g, -1) for g in every], dtype=np.int64)
             rows = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
             known = ids >= 0  # n-grams outside the vocabulary are not counted
             return rows[known], ids[known]

@@ -146,3 +146,26 @@ def test_a_model_without_predict_proba_is_refused() -> None:
 
     with pytest.raises(ModelLoadError, match="predict_proba"):
         wrap_model(ModelRef("u", "m", "1", None), LinearRegression().fit(np.eye(2), [0, 1]))
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"(?u)\b\w\w+\b", r"(?u)\b\w[\w'-]*\w\b|\b\w\b"], ids=["sklearn", "project"]
+)
+def test_chunk_cached_tokens_equal_the_tokenizer(pattern: str) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from ticket_urgency.sparse_linear import CHUNKABLE_TOKEN_PATTERNS, _chunk_cached
+
+    assert pattern in CHUNKABLE_TOKEN_PATTERNS
+    tokenize = CountVectorizer(token_pattern=pattern).build_tokenizer()
+    cached = _chunk_cached(tokenize)
+    texts = [
+        "don't re-open ticket-42 -- it's 'quoted' - a b c",
+        "tabs\tand\nnew\u00a0lines\u2003em-space  x",
+        "ünïcødé ✓ 请帮忙 ١٢٣ foo_bar __init__ a'b' '-'",
+        "",
+        "   ",
+        "ends with hyphen- and apostrophe' 'starts",
+    ]
+    for text in texts * 2:  # the second pass answers from the cache
+        assert cached(text) == tokenize(text), text
