@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,12 +95,27 @@ class ModelService:
         self._inflight: asyncio.Task[ReloadResult] | None = None
         self._marker_seen: tuple[int, int, int] | None = None
         self.loads = 0  # completed loads (for tests and /model)
+        self._client_lock = threading.Lock()
 
     # -- registry access (run in threads) ------------------------------------------------
     def _get_client(self) -> MlflowClient:
-        if self._client is None:
-            self._client = make_client(self.settings)
-        return self._client
+        with self._client_lock:
+            if self._client is None:
+                self._client = make_client(self.settings)
+            return self._client
+
+    async def warm_up(self, delay: float = 1.0) -> None:
+        """Create the registry client in the background soon after start-up.
+
+        ``serve`` resolves the first model in a child process, so the server's own client (and
+        the SQLAlchemy store behind it, ~1.5 s of imports) would otherwise be created by the
+        first reload or poll — under load, where it competes with requests for the GIL.
+        """
+        await asyncio.sleep(delay)
+        try:
+            await asyncio.to_thread(self._get_client)
+        except Exception as exc:  # the registry is down: the next reload reports it
+            logger.warning("could not open the model registry yet: %s", exc)
 
     def resolve(self) -> ModelRef:
         """Resolve the configured model URI now (blocking).
