@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +57,18 @@ def served(
     settings = copy_registry(registry_template, tmp, batch_limit=50, max_body_bytes=4096)
     with TestClient(create_app(settings)) as client:
         yield client, settings
+
+
+@pytest.fixture
+def stop() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Server processes a test started: terminated (their output printed) at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        sys.stdout.write(out.decode(errors="replace"))  # shown when the test fails

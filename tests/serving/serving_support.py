@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -13,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from ticket_urgency.settings import Settings
+from ticket_urgency.testing import free_port
 
 TICKET = {
     "title": "Application running slow",
@@ -118,3 +124,49 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def serve_env(settings: Settings) -> dict[str, str]:
+    """Environment of a ``ticket-urgency serve`` subprocess on ``settings``' registry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_URGENCY_")}
+    env.update(
+        {
+            "TICKET_URGENCY_STORAGE": settings.storage,
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "TICKET_URGENCY_ADMIN_TOKEN": ADMIN,
+            "NML_DISABLE_USAGE_LOGGING": "1",
+        }
+    )
+    return env
+
+
+def start_serve(
+    env: dict[str, str], *args: str, ready: int = 200, timeout: float = 120.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``ticket-urgency serve`` on a free port; wait until ``/ready`` answers ``ready``.
+
+    Returns:
+        The process (its output is piped) and the base URL.
+    """
+    port = free_port()
+    exe = Path(sys.executable).with_name("ticket-urgency")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"serve exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == ready:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"serve did not answer {ready} on /ready")

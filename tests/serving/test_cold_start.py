@@ -5,36 +5,18 @@ forked child does during start-up (:mod:`ticket_urgency.registry_prefetch`), and
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import ADMIN, make_settings, promote
+from serving_support import ADMIN, make_settings, promote, serve_env, start_serve
 
 from ticket_urgency.settings import Settings
-from ticket_urgency.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_URGENCY_")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(
-        {
-            "TICKET_URGENCY_STORAGE": settings.storage,
-            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "TICKET_URGENCY_ADMIN_TOKEN": ADMIN,
-            "NML_DISABLE_USAGE_LOGGING": "1",
-        }
-    )
-    return env
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -133,7 +115,7 @@ print(json.dumps({{
 
 
 def test_the_forked_look_up_answers_what_the_registry_says(registry: Settings) -> None:
-    out = _python(PREFETCH.format(other=False), _env(registry))
+    out = _python(PREFETCH.format(other=False), serve_env(registry))
     assert out["started"] is True
     assert out["paused"] is True and out["gc"] is True  # paused until the model is loaded
     assert out["reaped"] is True  # the child is gone once its answer is read
@@ -145,7 +127,7 @@ def test_the_forked_look_up_answers_what_the_registry_says(registry: Settings) -
 
 
 def test_an_answer_for_other_settings_is_not_used(registry: Settings) -> None:
-    out = _python(PREFETCH.format(other=True), _env(registry))
+    out = _python(PREFETCH.format(other=True), serve_env(registry))
     assert out["started"] is True and out["reaped"] is True
     assert out["got"] is None and out["paused"] is False  # resolved in-process, collector on
 
@@ -165,7 +147,7 @@ print(json.dumps({"started": started, "paused": paused, "gc": gc.isenabled(), "g
 
 def test_a_failed_look_up_gives_no_answer(tmp_path: Path) -> None:
     # nothing registered: the child fails, the server resolves in-process and reports it
-    out = _python(FAILED, _env(make_settings(tmp_path)))
+    out = _python(FAILED, serve_env(make_settings(tmp_path)))
     assert out == {"started": True, "paused": True, "gc": True, "got": None}
 
 
@@ -174,44 +156,9 @@ def test_a_failed_look_up_gives_no_answer(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stop() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        sys.stdout.write(out.decode(errors="replace"))  # shown when the test fails
-
-
 def _start(settings: Settings, ready: int) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``serve`` (one worker) and wait until ``/ready`` answers ``ready``."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("ticket-urgency")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port)],
-        env=_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{out}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == ready:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"serve did not answer {ready} on /ready")
+    return start_serve(serve_env(settings), ready=ready)
 
 
 @pytest.mark.slow

@@ -3,20 +3,15 @@ reaches every worker of ``--workers 2``."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import ADMIN, TICKET, promote
+from serving_support import ADMIN, TICKET, promote, serve_env, start_serve
 
 from ticket_urgency.settings import Settings
-from ticket_urgency.testing import free_port
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -24,50 +19,7 @@ _VERSION = re.compile(r'^ticket_urgency_model_version\{pid="(\d+)"\} (\S+)$', re
 
 
 def _serve(settings: Settings, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_URGENCY_")}
-    env.update(
-        {
-            "TICKET_URGENCY_STORAGE": settings.storage,
-            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "TICKET_URGENCY_ADMIN_TOKEN": ADMIN,
-        }
-    )
-    exe = Path(sys.executable).with_name("ticket-urgency")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{out}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("serve did not become ready")
-
-
-@pytest.fixture
-def stop() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        proc.terminate()
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        sys.stdout.write(out.decode(errors="replace"))  # shown when the test fails
+    return start_serve(serve_env(settings), *args)
 
 
 def _versions(base: str) -> dict[str, str]:
