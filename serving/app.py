@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = Runtime(settings, metrics, service, batcher, plog)
         metrics.model_loaded.set(0)
         await service.reload("startup")
-        tasks = [asyncio.create_task(service.warm_up(), name="registry-warm-up")]
+        tasks = [
+            asyncio.create_task(service.warm_up(batcher.idle_seconds), name="registry-warm-up")
+        ]
         if plog is not None:
             tasks.append(asyncio.create_task(plog.run(), name="prediction-log"))
         if settings.reload_marker:

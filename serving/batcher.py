@@ -24,6 +24,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,7 @@ class MicroBatcher:
         self._thread: threading.Thread | None = None
         self._pending: list[_Job] = []
         self._flush_scheduled = False
+        self._last_request = time.monotonic()
 
     def start(self) -> None:
         """Start the worker thread (for large requests)."""
@@ -121,10 +123,15 @@ class MicroBatcher:
             self._thread.join(timeout)
             self._thread = None
 
+    def idle_seconds(self) -> float:
+        """Seconds since the last prediction request (or since the batcher was created)."""
+        return time.monotonic() - self._last_request
+
     async def predict(self, model: LoadedModel, columns: Columns, rows: int) -> np.ndarray:
         """Return ``model``'s probabilities for ``columns`` (batched with concurrent calls)."""
         if self._thread is None:
             raise RuntimeError("the batcher is not running")
+        self._last_request = time.monotonic()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[np.ndarray] = loop.create_future()
         job = _Job(model, columns, rows, fut, loop)

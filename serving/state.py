@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,14 +105,26 @@ class ModelService:
                 self._client = make_client(self.settings)
             return self._client
 
-    async def warm_up(self, delay: float = 1.0) -> None:
-        """Create the registry client in the background soon after start-up.
+    async def warm_up(
+        self, idle_seconds: Callable[[], float], quiet: float = 0.5, check: float = 0.25
+    ) -> None:
+        """Create the registry client in the background at the first quiet moment.
 
         ``serve`` resolves the first model in a child process, so the server's own client (and
-        the SQLAlchemy store behind it, ~1.5 s of imports) would otherwise be created by the
-        first reload or poll — under load, where it competes with requests for the GIL.
+        the SQLAlchemy store behind it, ~1.5 s of imports holding the GIL) would otherwise be
+        created by the first reload or poll, under load. It is created once no prediction
+        has been requested for ``quiet`` seconds (never while traffic is continuous: then the
+        first reload pays it, as before).
+
+        Args:
+            idle_seconds: Seconds since the last prediction request.
+            quiet: How long the API must have been idle.
+            check: How often to look.
         """
-        await asyncio.sleep(delay)
+        while self._client is None and idle_seconds() < quiet:
+            await asyncio.sleep(check)
+        if self._client is not None:
+            return
         try:
             await asyncio.to_thread(self._get_client)
         except Exception as exc:  # the registry is down: the next reload reports it

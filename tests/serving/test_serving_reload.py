@@ -131,3 +131,20 @@ def test_polling_converges_without_a_reload_call(registry: Settings) -> None:
                 break
             time.sleep(0.2)
         assert client.get("/health").json()["model_version"] == 2
+
+
+def test_registry_client_is_warmed_at_the_first_quiet_moment(registry: Settings) -> None:
+    service = ModelService(registry, Metrics())
+    idle = [0.0]  # seconds since the last prediction, as the batcher reports it
+
+    async def scenario() -> tuple[bool, bool]:
+        task = asyncio.create_task(service.warm_up(lambda: idle[0], quiet=0.5, check=0.01))
+        await asyncio.sleep(0.2)
+        waited = service._client is None and not task.done()  # busy: nothing imported yet
+        idle[0] = 1.0
+        await asyncio.wait_for(task, 120)
+        return waited, service._client is not None
+
+    assert asyncio.run(scenario()) == (True, True)
+    # and the warmed client is the one reloads use
+    assert service.resolve().version == "1"
