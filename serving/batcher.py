@@ -148,12 +148,7 @@ class MicroBatcher:
         """Score everything pending on the loop (runs after the requests parsed so far)."""
         jobs, self._pending = self._pending, []
         self._flush_scheduled = False
-        for job, value, ok in _score(jobs, self.on_batch):
-            if not job.future.done():
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
+        _resolve([(job.future, value, ok) for job, value, ok in _score(jobs, self.on_batch)])
 
     def _take(self, first: _Job) -> tuple[list[_Job], bool]:
         jobs = [first]
