@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from serving.batcher import MicroBatcher
+from serving.fast_lane import PredictFastLane
 from serving.metrics import Metrics
 from serving.middleware import EdgeMiddleware
 from serving.routes import SCORING_PATHS, router
@@ -55,11 +56,14 @@ def _prediction_logger(settings: Settings, metrics: Metrics) -> PredictionLogger
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, fast_lane: bool = True) -> FastAPI:
     """Build the serving API.
 
     Args:
         settings: Configuration; the process settings when omitted.
+        fast_lane: Answer well-formed ``POST /predict`` requests in
+            :class:`serving.fast_lane.PredictFastLane` (same answers, without FastAPI's
+            routing). False sends every request through FastAPI (the tests compare both).
 
     Returns:
         The FastAPI app. Its lifespan loads the model, starts the model thread, the
@@ -109,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False}
         ),
     )
+    if fast_lane:
+        app.add_middleware(PredictFastLane)  # inside EdgeMiddleware: token, caps, metrics first
     app.add_middleware(
         EdgeMiddleware,
         metrics=metrics,

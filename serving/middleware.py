@@ -119,7 +119,7 @@ class EdgeMiddleware:
                     )
                     return
                 if body is not None:
-                    receive = _replay(body, receive)
+                    receive = replay_body(body, receive)
                 # with a Content-Length the server reads exactly that many bytes: nothing to do
 
             async def send_wrapper(message: Message) -> None:
@@ -183,7 +183,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(body: bytes, original: Receive) -> Receive:
+def replay_body(body: bytes, original: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once, then waits on the original (disconnect)."""
     sent = False
 
     async def receive() -> Message:

@@ -129,6 +129,11 @@ class ModelService:
             await asyncio.to_thread(self._get_client)
         except Exception as exc:  # the registry is down: the next reload reports it
             logger.warning("could not open the model registry yet: %s", exc)
+            return
+        # The client imported SQLAlchemy, alembic and MLflow's ORM after the model's freeze:
+        # freeze those long-lived objects too, or every full collection scans them (~50 ms
+        # pauses of the event loop under load, p99 65-80 ms instead of ~18 ms at 64 connections).
+        gc.freeze()
 
     def resolve(self) -> ModelRef:
         """Resolve the configured model URI now (blocking).
