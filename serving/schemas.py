@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TicketIn(BaseModel):
@@ -39,6 +42,16 @@ class TicketIn(BaseModel):
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("title", "description", "source", "customer_tier", "ticket_id")
+    @classmethod
+    def _valid_unicode(cls, value: str | None) -> str | None:
+        # JSON can escape a lone UTF-16 surrogate ("\ud800"), which is not a character: it
+        # cannot be encoded as UTF-8 (hashing, the prediction log). It becomes U+FFFD, as in
+        # a decoder's "replace" mode; the ticket is still scored.
+        if value is None or value.isascii():
+            return value
+        return _SURROGATE.sub("\ufffd", value)
 
     @field_validator("description")
     @classmethod

@@ -229,8 +229,13 @@ class PredictionLogger:
                 item = queue.popleft()
             except IndexError:  # empty (a shutdown flush may race the background task)
                 break
-            pending.append(to_record(item, self.max_text_chars, created_at))
             n += 1
+            try:
+                pending.append(to_record(item, self.max_text_chars, created_at))
+            except (TypeError, ValueError) as exc:  # one bad prediction must not stop the log
+                logger.warning("prediction log: cannot record a prediction: %s", exc)
+                if self.on_error:
+                    self.on_error(1, exc)
         return n
 
     def _write_pending(self) -> int:

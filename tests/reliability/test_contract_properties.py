@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticket_urgency.contract import (
+    FEATURE_COLUMNS,
     ID_COLUMN,
     LABEL_COLUMN,
     MISSING_LABELS,
@@ -113,8 +114,10 @@ def test_derived_ids_are_stable_unique_and_order_independent(df: pd.DataFrame, r
     doubled_ids = derive_ticket_ids(doubled)
     assert doubled_ids.is_unique
     assert doubled_ids.iloc[: len(df)].tolist() == ids.tolist()
-    # a unique row's id depends on its content only, not on its position or neighbours
-    unique_rows = df.drop_duplicates().reset_index(drop=True)
+    # a unique row's id depends on its content only, not on its position or neighbours; the
+    # content is what the id is derived from (not the label or other columns)
+    content = [c for c in (*FEATURE_COLUMNS, TIME_COLUMN) if c in df.columns]
+    unique_rows = df[content].drop_duplicates().reset_index(drop=True)
     order = list(range(len(unique_rows)))
     rnd.shuffle(order)  # type: ignore[attr-defined]
     shuffled = unique_rows.iloc[order].reset_index(drop=True)

@@ -168,3 +168,31 @@ def test_read_prediction_log_since(tmp_path: Path) -> None:
     assert recent["title"].iloc[0] == "Call me at [PHONE] please"
     assert read_prediction_log(storage, since=now + timedelta(hours=1)).empty
     assert read_prediction_log(LocalStorage(tmp_path / "empty")).empty
+
+
+def test_a_prediction_that_cannot_be_recorded_is_counted_and_the_rest_are_written(
+    tmp_path: Path,
+) -> None:
+    storage = LocalStorage(tmp_path)
+    errors: list[tuple[int, Exception]] = []
+    plog = PredictionLogger(storage, on_error=lambda n, exc: errors.append((n, exc)))
+    now = time.time()
+    bad = Served(TICKET, "low", [0.7], ["low", "high"], "1", now, "predict")  # 1 proba, 2 classes
+    good = Served(TICKET, "high", [0.2, 0.8], ["low", "high"], "1", now, "predict")
+    plog.submit([good, bad, good])
+    assert plog.flush() == 2
+    assert [n for n, _ in errors] == [1]
+    assert read_prediction_log(storage)["prediction"].tolist() == ["high", "high"]
+
+
+def test_a_lone_surrogate_is_replaced_scored_and_logged(registry: Settings) -> None:
+    raw = (
+        b'{"title": "VPN down \\ud800", "description": "cannot connect", '
+        b'"source": "web", "customer_tier": "Gold"}'
+    )
+    with TestClient(create_app(registry)) as client:
+        r = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert client.app.state.runtime.prediction_log.flush() == 1  # type: ignore[attr-defined]
+    log = read_prediction_log(LocalStorage(Path(registry.storage)))
+    assert log["title"].tolist() == ["VPN down \ufffd"]
