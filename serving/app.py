@@ -17,7 +17,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from serving.batcher import MicroBatcher
 from serving.fast_lane import PredictFastLane
@@ -66,6 +68,29 @@ async def validation_failed(request: Request, exc: RequestValidationError) -> Re
     on them with a 500.
     """
     return JSONBytes({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """FastAPI's answer to an ``HTTPException``, but 422 for a body that is not UTF-8.
+
+    FastAPI answers 400 "There was an error parsing the body" when a JSON body cannot be
+    decoded; like any other bad input, it gets 422 naming the body and the first bad byte.
+    """
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        return JSONBytes(
+            {
+                "detail": [
+                    {
+                        "type": "utf8_invalid",
+                        "loc": ["body", cause.start],
+                        "msg": f"body is not valid UTF-8 (byte {cause.start}): {cause.reason}",
+                    }
+                ]
+            },
+            status_code=422,
+        )
+    return await http_exception_handler(request, exc)
 
 
 def create_app(settings: Settings | None = None, *, fast_lane: bool = True) -> FastAPI:
@@ -140,6 +165,7 @@ def create_app(settings: Settings | None = None, *, fast_lane: bool = True) -> F
         token_paths=SCORING_PATHS,
     )
     app.add_exception_handler(RequestValidationError, validation_failed)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.include_router(router)
     default_openapi = app.openapi
 

@@ -14,7 +14,7 @@ same answer as the FastAPI route.
 
 Everything else falls through to the FastAPI app unchanged, with the body replayed: another
 path or method, another content type, no model loaded (503), a body that does not validate
-(422, or 400 when it is not UTF-8). Error answers are therefore produced by FastAPI exactly as
+(422). Error answers are therefore produced by FastAPI exactly as
 before, and the route stays the one documented in OpenAPI. The token and body caps are checked
 by :class:`serving.middleware.EdgeMiddleware`, which wraps this lane.
 """
@@ -82,7 +82,7 @@ class PredictFastLane:
             try:
                 ticket = TicketIn.model_validate_json(body)
             except ValidationError:
-                ticket = None  # FastAPI builds the 422 (or 400) answer, as for any route
+                ticket = None  # FastAPI builds the 422 answer, as for any route
         if ticket is None or model is None:
             await self.app(scope, replay_body(body, receive), send)
             return

@@ -28,7 +28,6 @@ SCORING_PATHS = frozenset({"/predict", "/predict/batch", "/invocations"})
 """Paths behind the optional prediction token (checked by ``serving.middleware``)."""
 
 _SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body could not be decoded (not UTF-8)"},
     401: {"description": "No bearer token (only when a prediction token is configured)"},
     403: {"description": "Wrong prediction token"},
     413: {"description": "Request body larger than the cap of the endpoint"},

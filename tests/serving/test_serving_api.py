@@ -92,6 +92,27 @@ def test_malformed_json_is_422(served: tuple[TestClient, Settings], raw: bytes) 
     assert r.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/predict", b'{"title": "caf\xe9", "source": "web", "customer_tier": "Gold"}'),
+        (
+            "/predict/batch",
+            b'{"tickets": [{"title": "\xff", "source": "web", "customer_tier": "x"}]}',
+        ),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_422_naming_the_byte(
+    served: tuple[TestClient, Settings], path: str, raw: bytes
+) -> None:
+    client, _ = served
+    r = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["body", raw.index(b"\xe9" if path == "/predict" else b"\xff")]
+    assert "UTF-8" in error["msg"]
+
+
 def test_empty_description_and_long_text_are_accepted(
     served: tuple[TestClient, Settings],
 ) -> None:
