@@ -6,6 +6,8 @@ through :mod:`ticket_urgency.predictor`, the same code (and fast path) that serv
 batch answer equals the API's answer for the same ticket. The input is validated against the
 data contract first (a bad file is rejected before anything is written), then scored in chunks;
 the output is written to a temporary file next to the destination and renamed into place.
+Input and output are local paths or ``gs://bucket/path.csv`` objects (a ``gs://`` output is
+uploaded as one object once it is complete).
 
 Output columns: every input column, then ``prediction``, ``confidence``, ``needs_review``
 (confidence below ``settings.review_threshold``, as in ``/predict``) and ``model_version``
@@ -21,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pandas as pd
 
@@ -31,6 +33,7 @@ from ticket_urgency.errors import UserFacingError
 if TYPE_CHECKING:
     from ticket_urgency.predictor import LoadedModel
     from ticket_urgency.settings import Settings
+    from ticket_urgency.storage import Storage
 
 OUTPUT_COLUMNS = ("prediction", "confidence", "needs_review", "model_version")
 """Columns batch scoring appends."""
@@ -129,6 +132,66 @@ def _header(data: bytes) -> list[str]:
         return []
 
 
+def _gcs_object(settings: Settings, uri: str) -> tuple[Storage, str]:
+    """The storage of ``uri``'s bucket and the object key (a file, not a folder)."""
+    from ticket_urgency.storage import open_storage, split_gs_uri
+
+    try:
+        bucket, key = split_gs_uri(uri)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    if not key or uri.endswith("/"):
+        raise UserFacingError(f"{uri}: names a bucket or folder, not a CSV file")
+    return open_storage(f"gs://{bucket}", settings), key
+
+
+def _read_input(settings: Settings, src: str) -> bytes:
+    """The bytes of the ticket file at ``src`` (a local path or a ``gs://`` object)."""
+    from ticket_urgency.storage import StorageError
+
+    try:
+        if src.startswith("gs://"):
+            storage, key = _gcs_object(settings, src)
+            return storage.read_bytes(key)
+        return Path(src).read_bytes()
+    except FileNotFoundError:
+        raise UserFacingError(f"{src}: does not exist") from None
+    except IsADirectoryError:
+        raise UserFacingError(f"{src}: is a directory, not a CSV file") from None
+    except StorageError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+def _write_output(settings: Settings, dest: str, write: Callable[[IO[str]], None]) -> None:
+    """Write the scored CSV to ``dest`` all at once: nothing, or the whole file.
+
+    A local destination is written to a temporary file next to it and renamed into place;
+    a ``gs://`` destination is written to a local temporary file and uploaded as one object.
+    """
+    from ticket_urgency.storage import StorageError
+
+    remote = dest.startswith("gs://")
+    if remote:
+        storage, key = _gcs_object(settings, dest)
+        fd, tmp_name = tempfile.mkstemp(prefix="ticket-urgency-scored-", suffix=".csv")
+    else:
+        path = Path(dest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+        if remote:
+            try:
+                storage.write_bytes(key, Path(tmp_name).read_bytes())
+            except StorageError as exc:
+                raise UserFacingError(f"{dest}: could not be written: {exc}") from None
+        else:
+            os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
 def predict_file(
     settings: Settings,
     in_path: str | Path,
@@ -143,8 +206,10 @@ def predict_file(
 
     Args:
         settings: Settings (registry, ``review_threshold``, ``model_uri``).
-        in_path: The ticket CSV (the data contract's four columns; labels optional).
-        out_path: Where to write the scored CSV (replaced atomically; folders are created).
+        in_path: The ticket CSV (the data contract's four columns; labels optional): a local
+            path or ``gs://bucket/path.csv``.
+        out_path: Where to write the scored CSV, local or ``gs://``: replaced all at once
+            (local folders are created).
         model_uri: Registry URI; default ``settings.model_uri``. Ignored when ``model`` given.
         model: An already loaded model (e.g. shared by several files).
         chunk_rows: Rows scored (and written) per step.
@@ -158,40 +223,31 @@ def predict_file(
         UserFacingError: When the model cannot be resolved or loaded.
     """
     start = time.perf_counter()
-    src = Path(in_path)
-    try:
-        data = src.read_bytes()
-    except FileNotFoundError:
-        raise UserFacingError(f"{src}: does not exist") from None
-    except IsADirectoryError:
-        raise UserFacingError(f"{src}: is a directory, not a CSV file") from None
-    tickets = parse_tickets(data, str(src))
+    src, out = str(in_path), str(out_path)
+    data = _read_input(settings, src)
+    tickets = parse_tickets(data, src)
     keep = input_columns(tickets, _header(data))
     del data
     loaded = model or load_batch_model(settings, model_uri)
-    dest = Path(out_path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
     review = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            for first in range(0, len(tickets), max(1, chunk_rows)):
-                chunk = tickets.iloc[first : first + chunk_rows]
-                scored = score_frame(loaded, chunk, settings.review_threshold)
-                cols = [c for c in keep if c not in OUTPUT_COLUMNS] + list(OUTPUT_COLUMNS)
-                scored[cols].to_csv(fh, index=False, header=first == 0, lineterminator="\n")
-                counts.update(scored["prediction"].tolist())
-                review += int(scored["needs_review"].sum())
-                if progress is not None:
-                    progress(len(chunk), len(tickets))
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    cols = [c for c in keep if c not in OUTPUT_COLUMNS] + list(OUTPUT_COLUMNS)
+
+    def write(fh: IO[str]) -> None:
+        nonlocal review
+        for first in range(0, len(tickets), max(1, chunk_rows)):
+            chunk = tickets.iloc[first : first + chunk_rows]
+            scored = score_frame(loaded, chunk, settings.review_threshold)
+            scored[cols].to_csv(fh, index=False, header=first == 0, lineterminator="\n")
+            counts.update(scored["prediction"].tolist())
+            review += int(scored["needs_review"].sum())
+            if progress is not None:
+                progress(len(chunk), len(tickets))
+
+    _write_output(settings, out, write)
     return BatchResult(
-        input=str(src),
-        output=str(dest),
+        input=src,
+        output=out,
         rows=len(tickets),
         model_uri=loaded.ref.uri,
         model_version=loaded.version,

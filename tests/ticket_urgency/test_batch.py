@@ -184,3 +184,34 @@ def test_cli_predict(
         ],
     )
     assert none.exit_code == 2 and "train and promote a model first" in none.stderr
+
+
+def test_predict_file_reads_and_writes_gcs_objects(
+    registry: tuple[Settings, pd.DataFrame], gcs_settings: Settings, tmp_path: Path
+) -> None:
+    from ticket_urgency.storage import open_storage
+
+    local, tickets = registry
+    settings = Settings(
+        storage=gcs_settings.storage,
+        mlflow_tracking_uri=local.mlflow_tracking_uri,
+        review_threshold=local.review_threshold,
+    )
+    bucket = open_storage(settings.storage, settings)
+    bucket.write_bytes("in/tickets.csv", to_csv_bytes(tickets.head(120)))
+    root = settings.storage.rstrip("/")
+    result = predict_file(settings, f"{root}/in/tickets.csv", f"{root}/out/scored.csv")
+    assert (result.rows, result.output) == (120, f"{root}/out/scored.csv")
+    src = tmp_path / "in.csv"
+    src.write_bytes(to_csv_bytes(tickets.head(120)))
+    predict_file(settings, src, tmp_path / "scored.csv")
+    assert bucket.read_bytes("out/scored.csv") == (tmp_path / "scored.csv").read_bytes()
+
+    with pytest.raises(UserFacingError, match="nope.csv: does not exist"):
+        predict_file(settings, f"{root}/nope.csv", f"{root}/out/never.csv")
+    with pytest.raises(UserFacingError, match="names a bucket or folder"):
+        predict_file(settings, f"{root}/in/tickets.csv", f"{root}/out/")
+    with pytest.raises(ValueError, match="missing required columns"):
+        bucket.write_bytes("in/bad.csv", b"title,description\nx,y\n")
+        predict_file(settings, f"{root}/in/bad.csv", f"{root}/out/never.csv")
+    assert bucket.list("out/") == ["out/scored.csv"]  # nothing half-written

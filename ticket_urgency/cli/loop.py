@@ -74,8 +74,12 @@ def ingest_predictions(
 
 @app.command()
 def predict(
-    in_path: Annotated[Path, typer.Option("--in", help="Ticket CSV to score.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Scored CSV to write.")],
+    in_path: Annotated[
+        str, typer.Option("--in", help="Ticket CSV to score: a path or gs://bucket/file.csv.")
+    ],
+    out_path: Annotated[
+        str, typer.Option("--out", help="Scored CSV to write: a path or gs://bucket/file.csv.")
+    ],
     model_uri: Annotated[
         str | None,
         typer.Option(help="Registry URI (default TICKET_URGENCY_MODEL_URI, the Production one)."),
@@ -87,7 +91,7 @@ def predict(
     needs_review and model_version to every row."""
     from ticket_urgency.batch import predict_file
 
-    if in_path.resolve() == out_path.resolve():
+    if _same_file(in_path, out_path):
         fail("--out must differ from --in")
     bar = _Bar()
     with user_errors():
@@ -111,6 +115,12 @@ def predict(
         f"in {result.seconds:.1f}s -> {result.output}"
     )
     typer.echo(f"Predictions: {mix}; {result.needs_review} need review")
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a.startswith("gs://") or b.startswith("gs://"):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 class _Bar:
