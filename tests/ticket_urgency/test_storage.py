@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
+import time
 
 import pytest
 
 from ticket_urgency.storage import (
     AlreadyExistsError,
     ConflictError,
+    GCSStorage,
     LocalStorage,
     Storage,
+    StorageError,
     open_storage,
     split_gs_uri,
     update_object,
@@ -54,21 +59,69 @@ def test_read_versioned_of_absent_key(any_storage: Storage) -> None:
     assert any_storage.read_bytes("nothing") == b"now"
 
 
-def test_update_object_loses_no_concurrent_increment(local_storage: LocalStorage) -> None:
+def test_update_object_loses_no_concurrent_increment(any_storage: Storage) -> None:
     def bump(current: bytes | None) -> bytes:
         return str(int(current or b"0") + 1).encode()
 
     threads = [
-        threading.Thread(
-            target=lambda: [update_object(local_storage, "n", bump) for _ in range(10)]
-        )
+        threading.Thread(target=lambda: [update_object(any_storage, "n", bump) for _ in range(5)])
         for _ in range(4)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert local_storage.read_bytes("n") == b"40"
+    assert any_storage.read_bytes("n") == b"20"
+
+
+def test_lock_excludes_other_writers_and_is_released(any_storage: Storage) -> None:
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    guard = threading.Lock()
+
+    def critical(who: str) -> None:
+        with any_storage.lock("datasets/combined.csv"):
+            with guard:
+                inside.append(who)
+                if len(inside) > 1:
+                    overlaps.append(tuple(inside))
+            time.sleep(0.05)
+            with guard:
+                inside.remove(who)
+
+    threads = [threading.Thread(target=critical, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+    with pytest.raises(RuntimeError), any_storage.lock("datasets/combined.csv"):
+        raise RuntimeError("the block failed")
+    with any_storage.lock("datasets/combined.csv"):  # released on error: no wait
+        pass
+    assert any_storage.list() == []  # no lease objects or lock files left in the listing
+
+
+def test_gcs_lock_waits_for_a_live_holder_and_breaks_a_dead_one(
+    gcs_storage: GCSStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease = ".locks/datasets__combined.csv.lock"
+    holder = {"owner": "other-host:4242:abc", "at": time.time()}
+    gcs_storage.write_bytes(lease, json.dumps(holder).encode())
+    gcs_storage.lock_wait_seconds = 0.3
+    with (
+        pytest.raises(StorageError, match="held by other-host:4242:abc"),
+        gcs_storage.lock("datasets/combined.csv"),
+    ):
+        pass
+    assert json.loads(gcs_storage.read_bytes(lease)) == holder  # a live lease is left alone
+
+    dead = {**holder, "at": time.time() - gcs_storage.lock_ttl_seconds - 1}
+    gcs_storage.write_bytes(lease, json.dumps(dead).encode())
+    with caplog.at_level(logging.WARNING), gcs_storage.lock("datasets/combined.csv"):
+        assert json.loads(gcs_storage.read_bytes(lease))["owner"] != holder["owner"]
+    assert "breaking the stale lock" in caplog.text
+    assert not gcs_storage.exists(lease)
 
 
 def test_local_keys_cannot_escape_the_root(local_storage: LocalStorage) -> None:
