@@ -176,10 +176,18 @@ def build_combined(
 
 @dataclass
 class CombinedState:
-    """Whether the stored combined set matches its inputs."""
+    """Whether the stored combined set matches its inputs.
+
+    Attributes:
+        fresh: True when the combined set was built from the stored reference and new data.
+        reason: Why it is (not) fresh.
+        data: The combined file's bytes that were checked (None when not fresh): read these,
+            not the object again, which a concurrent rebuild may have replaced meanwhile.
+    """
 
     fresh: bool
     reason: str
+    data: bytes | None = field(default=None, repr=False)
 
 
 def combined_state(storage: Storage, *, retention_days: int = 0) -> CombinedState:
@@ -203,7 +211,7 @@ def combined_state(storage: Storage, *, retention_days: int = 0) -> CombinedStat
         return CombinedState(False, "digest mismatch: " + ", ".join(stale))
     if meta.get("retention_days", 0) != retention_days:
         return CombinedState(False, "retention window changed")
-    return CombinedState(True, "matches its inputs")
+    return CombinedState(True, "matches its inputs", combined)
 
 
 def rebuild_combined(storage: Storage, *, retention_days: int = 0) -> pd.DataFrame:
@@ -254,8 +262,11 @@ def ensure_combined(storage: Storage, *, retention_days: int = 0) -> tuple[pd.Da
     Returns:
         ``(combined, rebuilt)``.
     """
-    if combined_state(storage, retention_days=retention_days).fresh:
-        return parse_tickets(storage.read_bytes(COMBINED_KEY), storage.uri(COMBINED_KEY)), False
+    state = combined_state(storage, retention_days=retention_days)
+    if state.fresh and state.data is not None:
+        # the bytes whose digest was just checked: on GCS rebuilds are not locked, so the
+        # object itself may already be another builder's
+        return parse_tickets(state.data, storage.uri(COMBINED_KEY)), False
     return rebuild_combined(storage, retention_days=retention_days), True
 
 

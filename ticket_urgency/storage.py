@@ -8,14 +8,9 @@ the old object or the new one, never a half-written file.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
-import socket
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -79,11 +74,9 @@ class Storage(Protocol):
         ...
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """Return a context manager serialising writers of ``name`` (file lock or GCS lease)."""
+        """Return a context manager serialising writers of ``name`` (a no-op on GCS)."""
         ...
 
-
-logger = logging.getLogger(__name__)
 
 ABSENT = "absent"
 _UMASK = os.umask(0o022)
@@ -233,13 +226,9 @@ class GCSStorage:
     Uploads are single-object writes, so an object is either the old or the new version.
     Write-once and compare-and-swap use generation preconditions; because the local emulator
     ignores preconditions, the generation is also checked explicitly before each write.
-    :meth:`lock` is a lease object created only if absent (``.locks/<name>.lock``).
+    :meth:`lock` is a no-op: updates are compare-and-swaps on the generation
+    (:func:`update_object`), and derived objects are checked against their inputs' digests.
     """
-
-    lock_wait_seconds: float = 300.0
-    """How long :meth:`lock` waits for another holder."""
-    lock_ttl_seconds: float = 3600.0
-    """A lease older than this belongs to a process that died: it is broken."""
 
     def __init__(
         self, bucket: str, prefix: str = "", *, client: Client, retry_deadline: float = 30.0
@@ -373,94 +362,11 @@ class GCSStorage:
         )
         cut = len(self.prefix) + 1 if self.prefix else 0
         keys = (b.name[cut:] for b in blobs)
-        # like local storage: hidden names (the .locks/ leases) are not stored objects
+        # like local storage: hidden names are not stored objects
         return sorted(k for k in keys if not any(x.startswith(".") for x in k.split("/")))
 
     def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        return self._lease(name)
-
-    @contextlib.contextmanager
-    def _lease(self, name: str) -> Iterator[None]:
-        """Hold the lease object ``.locks/<name>.lock`` (create-if-absent) while in the block.
-
-        Another holder is waited for up to :attr:`lock_wait_seconds`; a lease older than
-        :attr:`lock_ttl_seconds` is taken to belong to a process that died and is broken.
-        Between processes, exclusion rests on GCS's ``ifGenerationMatch=0`` (which the local
-        emulator does not enforce); threads of one process also share an in-process lock.
-        """
-        key = f".locks/{name.strip('/').replace('/', '__')}.lock"
-        with _process_lock(self.uri(key)), self._held_lease(key):
-            yield
-
-    @contextlib.contextmanager
-    def _held_lease(self, key: str) -> Iterator[None]:
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        deadline = time.monotonic() + self.lock_wait_seconds
-        delay = 0.05
-        while True:
-            try:
-                self.create(key, json.dumps({"owner": owner, "at": time.time()}).encode())
-                break
-            except AlreadyExistsError:
-                pass
-            data, token = self.read_versioned(key)
-            held = _lease_info(data)
-            if data is not None and time.time() - held.get("at", 0.0) > self.lock_ttl_seconds:
-                logger.warning("breaking the stale lock %s held by %s", self.uri(key), held)
-                with contextlib.suppress(ConflictError):
-                    self._delete_if(key, token)
-                continue
-            if time.monotonic() > deadline:
-                raise StorageError(
-                    f"{self.uri(key)} is held by {held.get('owner', 'another writer')}; "
-                    f"waited {self.lock_wait_seconds:.0f}s (delete it if that process is gone)"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        try:
-            yield
-        finally:
-            data, token = self.read_versioned(key)
-            if _lease_info(data).get("owner") == owner:
-                with contextlib.suppress(ConflictError):
-                    self._delete_if(key, token)
-
-    def _delete_if(self, key: str, token: str) -> None:
-        """Delete ``key`` only if it is still at generation ``token``."""
-        if token == ABSENT:
-            return
-        generation = int(token)
-        if self._generation(key) != generation:  # explicit check: emulators ignore it
-            raise ConflictError(f"{self.uri(key)} changed since it was read")
-        with contextlib.suppress(FileNotFoundError):
-            self._call(
-                "delete",
-                key,
-                lambda: self.bucket.blob(self._name(key)).delete(
-                    if_generation_match=generation, retry=self._retry, timeout=self._timeout
-                ),
-            )
-
-
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _process_lock(uri: str) -> threading.Lock:
-    """The lock of ``uri`` shared by the threads of this process."""
-    with _process_locks_guard:
-        return _process_locks.setdefault(uri, threading.Lock())
-
-
-def _lease_info(data: bytes | None) -> dict[str, Any]:
-    """The owner and time of a lease object (empty when absent or unreadable)."""
-    if not data:
-        return {}
-    try:
-        info = json.loads(data)
-    except ValueError:
-        return {}
-    return info if isinstance(info, dict) else {}
+        return contextlib.nullcontext()
 
 
 def _content_type(key: str) -> str:

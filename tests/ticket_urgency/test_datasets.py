@@ -114,6 +114,34 @@ def test_stale_combined_is_detected_and_rebuilt(local_storage: Storage) -> None:
     assert ensure_combined(local_storage)[1] is False
 
 
+def test_a_fresh_combined_is_read_once_so_a_concurrent_rebuild_cannot_swap_it(
+    any_storage: Storage,
+) -> None:
+    upload(any_storage, tickets(["r1"], ["low"]), tickets(["n1"], ["high"]))
+    checked = any_storage.read_bytes(COMBINED_KEY)
+
+    class RacedStorage:
+        """Another builder replaces the combined file right after it is first read."""
+
+        def __init__(self, inner: Storage) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def read_bytes(self, key: str) -> bytes:
+            data = self.inner.read_bytes(key)
+            if key == COMBINED_KEY:
+                self.inner.write_bytes(key, to_csv_bytes(tickets(["other"], ["low"])))
+            return data
+
+    combined, rebuilt = ensure_combined(RacedStorage(any_storage))  # type: ignore[arg-type]
+    assert not rebuilt
+    assert combined["ticket_id"].tolist() == ["r1", "n1"]  # the checked bytes, not the swap
+    assert any_storage.read_bytes(COMBINED_KEY) != checked  # the swap did happen
+    assert not combined_state(any_storage).fresh  # and is detected from then on
+
+
 def test_snapshot_is_content_addressed(local_storage: Storage) -> None:
     df = tickets(["r1"], ["low"])
     digest, uri = snapshot(local_storage, df)
