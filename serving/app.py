@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from serving.batcher import MicroBatcher
@@ -60,14 +62,25 @@ def _prediction_logger(settings: Settings, metrics: Metrics) -> PredictionLogger
     )
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with the non-finite floats (no JSON syntax for them) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 async def validation_failed(request: Request, exc: RequestValidationError) -> Response:
     """422 naming every invalid field, like FastAPI's own handler.
 
-    Encoded with orjson, which writes the non-finite numbers JSON has no syntax for (a ``NaN``
-    in the body, echoed back as the invalid input) as ``null``: FastAPI's handler would fail
-    on them with a 500.
+    The invalid input is echoed back as FastAPI does, with ``NaN`` and infinities (which a
+    body may contain but JSON cannot express) as ``null``: FastAPI's handler would fail on
+    them with a 500. Integers of any size stay as they are.
     """
-    return JSONBytes({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:

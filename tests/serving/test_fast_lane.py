@@ -54,6 +54,7 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("string", b'"text"', JSON),
     ("empty body", b"", JSON),
     ("NaN", b'{"title": NaN, "source": "web", "customer_tier": "Gold"}', JSON),
+    ("huge int", b'{"": -9223372036854775809, "customer_tier": "", "description": "0"}', JSON),
     ("not UTF-8", b'{"title": "caf\xe9", "source": "web", "customer_tier": "Gold"}', JSON),
     ("lone surrogate", b'{"title": "\\ud800", "source": "web", "customer_tier": "Gold"}', JSON),
     ("text/plain", json.dumps(TICKET).encode(), {"Content-Type": "text/plain"}),
