@@ -53,6 +53,13 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("array", b"[]", JSON),
     ("string", b'"text"', JSON),
     ("empty body", b"", JSON),
+    (
+        "duplicate key",
+        b'{"title": "a", "title": "VPN down", "source": "web", "customer_tier": "Gold"}',
+        JSON,
+    ),
+    ("UTF-8 BOM", b"\xef\xbb\xbf" + json.dumps(TICKET).encode(), JSON),
+    ("huge id", json.dumps({**TICKET, "ticket_id": 10**30}).encode(), JSON),
     ("NaN", b'{"title": NaN, "source": "web", "customer_tier": "Gold"}', JSON),
     ("huge int", b'{"": -9223372036854775809, "customer_tier": "", "description": "0"}', JSON),
     ("not UTF-8", b'{"title": "caf\xe9", "source": "web", "customer_tier": "Gold"}', JSON),
