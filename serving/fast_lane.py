@@ -14,9 +14,9 @@ same answer as the FastAPI route.
 
 Everything else falls through to the FastAPI app unchanged, with the body replayed: another
 path or method, another content type, no model loaded (503), a body that does not validate
-(422). Error answers are therefore produced by FastAPI exactly as
-before, and the route stays the one documented in OpenAPI. The token and body caps are checked
-by :class:`serving.middleware.EdgeMiddleware`, which wraps this lane.
+(422). Error answers are therefore produced by FastAPI exactly as before, and the route stays
+the one documented in OpenAPI. The token and body caps are checked by
+:class:`serving.middleware.EdgeMiddleware`, which wraps this lane.
 """
 
 from __future__ import annotations
