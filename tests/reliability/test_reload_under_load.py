@@ -4,7 +4,6 @@ traffic while 20 reloads alternate between two promoted versions."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -15,12 +14,20 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-from serving_support import ADMIN, TICKET, make_settings, promote, register, small_pipeline  # noqa: E402
+from serving_support import (  # noqa: E402
+    ADMIN,
+    TICKET,
+    make_settings,
+    promote,
+    register,
+    serve_env,
+    small_pipeline,
+    start_serve,
+)
 
 from ticket_urgency.contract import FEATURE_COLUMNS  # noqa: E402
 from ticket_urgency.generate import generate_dataset  # noqa: E402
 from ticket_urgency.settings import Settings  # noqa: E402
-from ticket_urgency.testing import free_port  # noqa: E402
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
@@ -32,41 +39,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 def serve(settings: Settings, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``ticket-urgency serve`` (output to ``log``) and wait until it is ready."""
-    port = free_port()
-    # MLFLOW_REGISTRY_URI too: mlflow.set_registry_uri() exports it, other tests' leak here
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TICKET_URGENCY_", "MLFLOW_REGISTRY_URI"))
-    }
-    env.update(
-        {
-            "TICKET_URGENCY_STORAGE": settings.storage,
-            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "TICKET_URGENCY_ADMIN_TOKEN": ADMIN,
-        }
-    )
-    exe = Path(sys.executable).with_name("ticket-urgency")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--port", str(port), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"serve did not become ready:\n{log.read_text()}")
+    return start_serve(serve_env(settings), *args, log=log)
 
 
 @pytest.fixture

@@ -128,7 +128,12 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
 
 def serve_env(settings: Settings) -> dict[str, str]:
     """Environment of a ``ticket-urgency serve`` subprocess on ``settings``' registry."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKET_URGENCY_")}
+    # MLFLOW_REGISTRY_URI too: mlflow.set_registry_uri() exports it, other tests' leak here
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TICKET_URGENCY_", "MLFLOW_REGISTRY_URI"))
+    }
     env.update(
         {
             "TICKET_URGENCY_STORAGE": settings.storage,
@@ -141,27 +146,44 @@ def serve_env(settings: Settings) -> dict[str, str]:
 
 
 def start_serve(
-    env: dict[str, str], *args: str, ready: int = 200, timeout: float = 120.0
+    env: dict[str, str],
+    *args: str,
+    ready: int = 200,
+    timeout: float = 120.0,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``ticket-urgency serve`` on a free port; wait until ``/ready`` answers ``ready``.
 
+    Args:
+        env: The server's environment (see :func:`serve_env`).
+        args: More ``serve`` options.
+        ready: The ``/ready`` status to wait for.
+        timeout: Seconds to wait.
+        log: Write the server's output to this file (long load tests: a pipe nobody reads
+            would fill up and block the server); piped when None.
+
     Returns:
-        The process (its output is piped) and the base URL.
+        The process and the base URL.
     """
     port = free_port()
     exe = Path(sys.executable).with_name("ticket-urgency")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    cmd = [str(exe), "serve", "--port", str(port), *args]
+    if log is None:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    else:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def output() -> str:
+        if log is not None:
+            return log.read_text(errors="replace")
+        return proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{out}")
+            raise AssertionError(f"serve exited with {proc.returncode}:\n{output()}")
         try:
             if httpx.get(f"{base}/ready", timeout=2).status_code == ready:
                 return proc, base
@@ -169,4 +191,6 @@ def start_serve(
             pass
         time.sleep(0.1)
     proc.kill()
+    if log is not None:
+        raise AssertionError(f"serve did not answer {ready} on /ready:\n{output()}")
     raise AssertionError(f"serve did not answer {ready} on /ready")
